@@ -1,0 +1,44 @@
+"""What the CLI modules share: exit codes, JSON output, error reporting."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from ..errors import BatchJobsError, DefinitionError, JobNotFound
+
+#: Exit codes of every command.
+EXIT_OK = 0
+EXIT_FAILED = 1       # the job ended error or canceled; an operation failed
+EXIT_INVALID = 2      # bad input: invalid definition, unknown job, bad option
+EXIT_TIMEOUT = 124    # ``wait`` gave up
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+
+
+def echo_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, default=str))
+
+
+def reports_errors(fn: F) -> F:
+    """Turn a BatchJobsError into one clear line on stderr and its exit code."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except (DefinitionError, JobNotFound) as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(EXIT_INVALID)
+        except BatchJobsError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(EXIT_FAILED)
+
+    return wrapper  # type: ignore[return-value]

@@ -1,0 +1,24 @@
+"""The one seam for the current time: everything reads ``now()``; tests replace it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+
+def _system_now() -> datetime:
+    return datetime.now(UTC)
+
+
+_now: Callable[[], datetime] = _system_now
+
+
+def now() -> datetime:
+    """The current instant, timezone-aware, in UTC."""
+    return _now()
+
+
+def set_clock(fn: Callable[[], datetime] | None) -> None:
+    """Replace the clock (``None`` restores the system clock)."""
+    global _now
+    _now = fn or _system_now

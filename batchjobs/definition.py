@@ -1,0 +1,337 @@
+"""Job definitions: typed specs built in Python or read from a JSON/YAML file.
+
+Both roads end in the same :class:`JobSpec`, and :meth:`JobSpec.validate`
+checks everything that can be checked before a row is written, naming the
+culprit (task, field, value) in the error.
+
+File shape (optional keys with their defaults)::
+
+    description: JOB 1
+    alert: error            # always | error | never
+    company: null
+    run_at: null            # ISO-8601 with offset; null = now
+    tasks:
+      - name: TASK 1
+        process: batchjobs.examples.sleep
+        kwargs: {seconds: 0.2}
+        group: default
+        company: null       # null = the job's
+        retries: 0
+        ignore_failure: false
+        condition: all      # all | any
+        depends_on:
+          - {task: TASK 0, status: ended}   # ended | error | finished
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import (
+    DependencyCycle,
+    DuplicateTask,
+    InvalidValue,
+    MalformedDefinition,
+    UnknownDependency,
+    UnknownGroup,
+)
+from .processes import get_process
+from .settings import DEFAULT_GROUP
+from .status import Alert, ConditionType, Expected
+
+JOB_KEYS = frozenset({"description", "alert", "company", "run_at", "tasks"})
+TASK_KEYS = frozenset({"name", "process", "kwargs", "group", "company", "retries",
+                       "ignore_failure", "condition", "depends_on"})
+DEPENDENCY_KEYS = frozenset({"task", "status"})
+
+
+@dataclass(frozen=True)
+class Dependency:
+    """One condition: the parent task and the status it must reach."""
+
+    task: str
+    status: Expected = Expected.ENDED
+
+    def to_dict(self) -> dict[str, str]:
+        return {"task": self.task, "status": self.status.value}
+
+
+@dataclass
+class TaskSpec:
+    """One task of a job, as defined by the user."""
+
+    name: str
+    process: str
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    group: str = DEFAULT_GROUP
+    company: str | None = None
+    retries: int = 0
+    ignore_failure: bool = False
+    condition: ConditionType = ConditionType.ALL
+    depends_on: list[Dependency] = field(default_factory=list)
+
+    def after(self, parent: TaskSpec | str, status: Expected | str = Expected.ENDED) -> TaskSpec:
+        """Add a condition: run after ``parent`` reaches ``status``. Returns self."""
+        parent_name = parent.name if isinstance(parent, TaskSpec) else parent
+        self.depends_on.append(Dependency(parent_name, _word(Expected, status, self.name,
+                                                             "depends_on.status")))
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name, "process": self.process, "kwargs": self.kwargs,
+            "group": self.group, "company": self.company, "retries": self.retries,
+            "ignore_failure": self.ignore_failure, "condition": self.condition.value,
+            "depends_on": [d.to_dict() for d in self.depends_on],
+        }
+
+
+@dataclass
+class JobSpec:
+    """A batch job: a description, settings and its tasks.
+
+    Example::
+
+        job = JobSpec("JOB 1")
+        t1 = job.add_task("TASK 1", "batchjobs.examples.sleep", kwargs={"seconds": 0.2})
+        t2 = job.add_task("TASK 2", "batchjobs.examples.noop", depends_on=[(t1, "finished")])
+        job_id = batchjobs.submit(job)
+    """
+
+    description: str
+    alert: Alert = Alert.ERROR
+    company: str | None = None
+    run_at: datetime | None = None
+    tasks: list[TaskSpec] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.alert = _word(Alert, self.alert, None, "alert")
+        self.run_at = _run_at(self.run_at)
+
+    def add_task(self, name: str, process: str, *, kwargs: Mapping[str, Any] | None = None,
+                 group: str = DEFAULT_GROUP, company: str | None = None, retries: int = 0,
+                 ignore_failure: bool = False, condition: ConditionType | str = ConditionType.ALL,
+                 depends_on: Iterable[tuple[TaskSpec | str, Expected | str] | TaskSpec | str] = (),
+                 ) -> TaskSpec:
+        """Add a task and return it; ``depends_on`` items are ``(parent, status)`` or a parent
+        (status ``ended``)."""
+        spec = TaskSpec(name=name, process=process, kwargs=dict(kwargs or {}), group=group,
+                        company=company, retries=retries, ignore_failure=ignore_failure,
+                        condition=_word(ConditionType, condition, name, "condition"))
+        for item in depends_on:
+            if isinstance(item, tuple):
+                spec.after(*item)
+            else:
+                spec.after(item)
+        self.tasks.append(spec)
+        return spec
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "description": self.description, "alert": self.alert.value, "company": self.company,
+            "run_at": self.run_at.isoformat() if self.run_at else None,
+            "tasks": [t.to_dict() for t in self.tasks],
+        }
+
+    # -- validation -----------------------------------------------------------
+
+    def validate(self, *, groups: Iterable[str] | None = None) -> None:
+        """Check the whole definition; raise a :class:`DefinitionError` naming the culprit.
+
+        ``groups`` is the set of existing batch groups (not checked when None).
+        """
+        if not isinstance(self.description, str) or not self.description.strip():
+            raise InvalidValue("description must be a non-empty string", field="description",
+                               value=self.description)
+        if not self.tasks:
+            raise InvalidValue("a job needs at least one task", field="tasks", value=[])
+        names: set[str] = set()
+        for task in self.tasks:
+            _check_task_fields(task)
+            if task.name in names:
+                raise DuplicateTask("task name is used twice", task=task.name, field="name",
+                                    value=task.name)
+            names.add(task.name)
+        known_groups = set(groups) if groups is not None else None
+        for task in self.tasks:
+            process = get_process(task.process, task=task.name)
+            _check_json(task)
+            process.check_kwargs(task.kwargs, task=task.name)
+            if known_groups is not None and task.group not in known_groups:
+                raise UnknownGroup(f"batch group {task.group!r} does not exist", task=task.name,
+                                   field="group", value=task.group)
+            seen_parents: set[str] = set()
+            for dep in task.depends_on:
+                if dep.task not in names:
+                    raise UnknownDependency(f"condition on task {dep.task!r}, which is not in "
+                                            "the job", task=task.name, field="depends_on",
+                                            value=dep.task)
+                if dep.task in seen_parents:
+                    raise InvalidValue(f"two conditions on task {dep.task!r}", task=task.name,
+                                       field="depends_on", value=dep.task)
+                seen_parents.add(dep.task)
+        cycle = find_cycle({t.name: [d.task for d in t.depends_on] for t in self.tasks})
+        if cycle:
+            raise DependencyCycle(cycle)
+
+
+def find_cycle(parents: Mapping[str, list[str]]) -> list[str] | None:
+    """A dependency cycle as ``[a, b, ..., a]`` (a depends on b ...), or None."""
+    state: dict[str, int] = {}  # 1 = on the stack, 2 = done
+    for root in parents:
+        if state.get(root):
+            continue
+        stack: list[tuple[str, int]] = [(root, 0)]
+        path: list[str] = []
+        while stack:
+            node, index = stack.pop()
+            if index == 0:
+                state[node] = 1
+                path.append(node)
+            children = parents.get(node, [])
+            if index < len(children):
+                stack.append((node, index + 1))
+                child = children[index]
+                if state.get(child) == 1:
+                    return path[path.index(child):] + [child]
+                if not state.get(child):
+                    stack.append((child, 0))
+            else:
+                state[node] = 2
+                path.pop()
+    return None
+
+
+# -- reading files ----------------------------------------------------------------
+
+
+def load_job_file(path: str | Path) -> JobSpec:
+    """Read a job from a JSON or YAML file; raise :class:`MalformedDefinition` if unreadable."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise MalformedDefinition(f"cannot read {path}: {exc.strerror}", field="file",
+                                  value=str(path)) from None
+    try:
+        if path.suffix.lower() == ".json":
+            data = json.loads(text)
+        else:
+            data = yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as exc:
+        raise MalformedDefinition(f"{path} is not valid {'JSON' if path.suffix == '.json' else 'YAML'}: "
+                                  f"{exc}", field="file", value=str(path)) from None
+    return job_from_dict(data)
+
+
+def job_from_dict(data: Any) -> JobSpec:
+    """Build a :class:`JobSpec` from plain data (the file shape)."""
+    if not isinstance(data, Mapping):
+        raise MalformedDefinition("a job must be a mapping", value=type(data).__name__)
+    _no_unknown_keys(data, JOB_KEYS, None)
+    tasks_data = data.get("tasks")
+    if not isinstance(tasks_data, list):
+        raise MalformedDefinition("'tasks' must be a list", field="tasks", value=tasks_data)
+    job = JobSpec(description=data.get("description"), alert=data.get("alert", "error"),
+                  company=data.get("company"), run_at=data.get("run_at"))
+    for index, item in enumerate(tasks_data):
+        if not isinstance(item, Mapping):
+            raise MalformedDefinition(f"task #{index + 1} must be a mapping", field="tasks",
+                                      value=item)
+        name = item.get("name")
+        if not isinstance(name, str) or not name.strip():
+            raise InvalidValue(f"task #{index + 1} needs a non-empty name", field="name",
+                               value=name)
+        _no_unknown_keys(item, TASK_KEYS, name)
+        deps = item.get("depends_on") or []
+        if not isinstance(deps, list):
+            raise MalformedDefinition("'depends_on' must be a list", task=name,
+                                      field="depends_on", value=deps)
+        kwargs = item.get("kwargs") or {}
+        if not isinstance(kwargs, Mapping):
+            raise InvalidValue("kwargs must be a mapping", task=name, field="kwargs", value=kwargs)
+        task = job.add_task(name, item.get("process"), kwargs=kwargs,
+                            group=item.get("group", DEFAULT_GROUP), company=item.get("company"),
+                            retries=item.get("retries", 0),
+                            ignore_failure=item.get("ignore_failure", False),
+                            condition=item.get("condition", "all"))
+        for dep in deps:
+            if not isinstance(dep, Mapping) or "task" not in dep:
+                raise MalformedDefinition("each depends_on item needs 'task' (and 'status')",
+                                          task=name, field="depends_on", value=dep)
+            _no_unknown_keys(dep, DEPENDENCY_KEYS, name)
+            task.after(str(dep["task"]), dep.get("status", "ended"))
+    return job
+
+
+# -- helpers -------------------------------------------------------------------
+
+
+def _word(enum: type, value: Any, task: str | None, field_name: str) -> Any:
+    try:
+        return enum(value)
+    except ValueError:
+        allowed = " | ".join(m.value for m in enum)
+        raise InvalidValue(f"{value!r} is not one of {allowed}", task=task, field=field_name,
+                           value=value) from None
+
+
+def _run_at(value: Any) -> datetime | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            raise InvalidValue("run_at must be ISO-8601 with an offset", field="run_at",
+                               value=value) from None
+    if not isinstance(value, datetime):
+        raise InvalidValue("run_at must be ISO-8601 with an offset", field="run_at", value=value)
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise InvalidValue("run_at needs a UTC offset (e.g. +01:00 or Z)", field="run_at",
+                           value=value.isoformat())
+    return value
+
+
+def _no_unknown_keys(data: Mapping[str, Any], allowed: frozenset[str], task: str | None) -> None:
+    unknown = sorted(str(k) for k in data if k not in allowed)
+    if unknown:
+        raise MalformedDefinition(f"unknown key {unknown[0]!r} (allowed: {', '.join(sorted(allowed))})",
+                                  task=task, field=unknown[0], value=data[unknown[0]])
+
+
+def _check_task_fields(task: TaskSpec) -> None:
+    if not isinstance(task.name, str) or not task.name.strip():
+        raise InvalidValue("task name must be a non-empty string", field="name", value=task.name)
+    if not isinstance(task.group, str) or not task.group:
+        raise InvalidValue("group must be a non-empty string", task=task.name, field="group",
+                           value=task.group)
+    if isinstance(task.retries, bool) or not isinstance(task.retries, int) or task.retries < 0:
+        raise InvalidValue("retries must be a whole number >= 0", task=task.name,
+                           field="retries", value=task.retries)
+    if not isinstance(task.ignore_failure, bool):
+        raise InvalidValue("ignore_failure must be true or false", task=task.name,
+                           field="ignore_failure", value=task.ignore_failure)
+    if task.company is not None and not isinstance(task.company, str):
+        raise InvalidValue("company must be a string", task=task.name, field="company",
+                           value=task.company)
+
+
+def _check_json(task: TaskSpec) -> None:
+    """kwargs must survive a JSON round trip unchanged (that is what a worker receives)."""
+    try:
+        text = json.dumps(task.kwargs, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise InvalidValue(f"kwargs are not JSON: {exc}", task=task.name, field="kwargs",
+                           value=repr(task.kwargs)) from None
+    if json.loads(text) != task.kwargs:
+        raise InvalidValue("kwargs are not plain JSON (tuples, non-string keys?)",
+                           task=task.name, field="kwargs", value=repr(task.kwargs))
+

@@ -1,0 +1,109 @@
+"""The one exception hierarchy of batchjobs.
+
+Every error the package raises on purpose derives from :class:`BatchJobsError`
+and carries its culprit as attributes, so callers (and the CLI) can say exactly
+what was wrong without parsing messages::
+
+    BatchJobsError
+    ├── DefinitionError          a job definition is invalid (nothing is stored)
+    │   ├── MalformedDefinition  the file or value cannot be read as a job
+    │   ├── UnknownProcess       process not found or not marked batchable
+    │   ├── UnknownGroup         task names a batch group that does not exist
+    │   ├── DuplicateTask        two tasks share a name
+    │   ├── UnknownDependency    a condition names a task that is not in the job
+    │   ├── DependencyCycle      conditions form a cycle
+    │   └── InvalidValue         a field holds a bad word or value
+    ├── StoreError               the database refused or lacks something
+    │   └── JobNotFound          no job with that id
+    ├── DispatchError            a ready task could not be handed to the broker
+    └── ConfigError              a setting is missing or malformed
+"""
+
+from __future__ import annotations
+
+
+class BatchJobsError(Exception):
+    """Root of every error raised by batchjobs on purpose."""
+
+
+# -- definition --------------------------------------------------------------
+
+
+class DefinitionError(BatchJobsError):
+    """Raised when a job definition is invalid; nothing has been stored."""
+
+    def __init__(self, message: str, *, task: str | None = None, field: str | None = None,
+                 value: object = None) -> None:
+        self.task = task
+        self.field = field
+        self.value = value
+        where = []
+        if task is not None:
+            where.append(f"task {task!r}")
+        if field is not None:
+            where.append(f"field {field!r}")
+        prefix = f"{', '.join(where)}: " if where else ""
+        super().__init__(prefix + message)
+
+
+class MalformedDefinition(DefinitionError):
+    """Raised when a job file or value cannot be read as a job definition."""
+
+
+class UnknownProcess(DefinitionError):
+    """Raised when a task names a process that is not registered as batchable."""
+
+
+class UnknownGroup(DefinitionError):
+    """Raised when a task names a batch group that does not exist."""
+
+
+class DuplicateTask(DefinitionError):
+    """Raised when two tasks of one job share a name."""
+
+
+class UnknownDependency(DefinitionError):
+    """Raised when a condition names a parent task that is not in the job."""
+
+
+class DependencyCycle(DefinitionError):
+    """Raised when the conditions of a job form a cycle; ``cycle`` lists it."""
+
+    def __init__(self, cycle: list[str]) -> None:
+        self.cycle = cycle
+        super().__init__("dependency cycle: " + " -> ".join(cycle), task=cycle[0],
+                         field="depends_on")
+
+
+class InvalidValue(DefinitionError):
+    """Raised when a field holds a word or value outside what it accepts."""
+
+
+# -- store -------------------------------------------------------------------
+
+
+class StoreError(BatchJobsError):
+    """Raised when the database refuses an operation or lacks a record."""
+
+
+class JobNotFound(StoreError):
+    """Raised when no job has the given id."""
+
+    def __init__(self, job_id: object) -> None:
+        self.job_id = job_id
+        super().__init__(f"no job with id {job_id!r}")
+
+
+# -- dispatch / config -------------------------------------------------------
+
+
+class DispatchError(BatchJobsError):
+    """Raised when a ready task cannot be handed to the broker."""
+
+
+class ConfigError(BatchJobsError):
+    """Raised when a setting is missing or malformed; ``name`` is the setting."""
+
+    def __init__(self, message: str, *, name: str | None = None) -> None:
+        self.name = name
+        super().__init__(message)

@@ -1,0 +1,180 @@
+"""The database tables, as typed SQLAlchemy 2.x models.
+
+Counters on ``tasks`` (``met``/``unmet``) and ``jobs`` (``remaining``/``failed``)
+let the coordinator decide from the rows it touches, never by scanning a job.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware datetimes stored in UTC; SQLite's naive values come back as UTC."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r} refused: store aware UTC")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class BatchGroup(Base):
+    """A batch group: the attribute of a task that decides which servers may run it."""
+
+    __tablename__ = "batch_groups"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime]
+
+
+class BatchServer(Base):
+    """A batch server (a Celery worker) and what it serves."""
+
+    __tablename__ = "batch_servers"
+
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    threads: Mapped[int] = mapped_column(Integer, default=1)
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    schedule: Mapped[list[Any]] = mapped_column(default=list)
+    created_at: Mapped[datetime]
+    heartbeat_at: Mapped[datetime | None]
+    groups: Mapped[list[ServerGroup]] = relationship(
+        cascade="all, delete-orphan", lazy="selectin", order_by="ServerGroup.group_name")
+
+
+class ServerGroup(Base):
+    """Affinity: server ``server_name`` serves batch group ``group_name``."""
+
+    __tablename__ = "server_groups"
+
+    server_name: Mapped[str] = mapped_column(
+        ForeignKey("batch_servers.name", ondelete="CASCADE"), primary_key=True)
+    group_name: Mapped[str] = mapped_column(ForeignKey("batch_groups.name"), primary_key=True)
+
+
+class Job(Base):
+    """A batch job: the unit a user submits; ``remaining`` counts its unfinished tasks."""
+
+    __tablename__ = "jobs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    description: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    alert: Mapped[str] = mapped_column(String(16))
+    company: Mapped[str | None] = mapped_column(String(100))
+    created_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime]
+    run_at: Mapped[datetime | None]
+    started_at: Mapped[datetime | None]
+    ended_at: Mapped[datetime | None]
+    task_count: Mapped[int] = mapped_column(Integer)
+    remaining: Mapped[int] = mapped_column(Integer)
+    failed: Mapped[int] = mapped_column(Integer, default=0)
+
+    __table_args__ = (Index("ix_jobs_status_run_at", "status", "run_at"),)
+
+
+class Task(Base):
+    """A batch task: one process run for one company in one batch group.
+
+    ``met``/``unmet`` count the conditions that hold / can no longer hold, so a
+    parent's completion decides each dependent from that dependent's row alone.
+    """
+
+    __tablename__ = "tasks"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(200))
+    process: Mapped[str] = mapped_column(String(300))
+    kwargs: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    group_name: Mapped[str] = mapped_column(ForeignKey("batch_groups.name"))
+    company: Mapped[str | None] = mapped_column(String(100))
+    retries: Mapped[int] = mapped_column(Integer, default=0)
+    ignore_failure: Mapped[bool] = mapped_column(default=False)
+    condition_type: Mapped[str] = mapped_column(String(8), default="all")
+    status: Mapped[str] = mapped_column(String(16))
+    n_conditions: Mapped[int] = mapped_column(Integer, default=0)
+    met: Mapped[int] = mapped_column(Integer, default=0)
+    unmet: Mapped[int] = mapped_column(Integer, default=0)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    reason: Mapped[str | None] = mapped_column(Text)
+    ready_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        UniqueConstraint("job_id", "name", name="uq_tasks_job_id_name"),
+        Index("ix_tasks_job_id_status", "job_id", "status"),
+        Index("ix_tasks_status_ready_at", "status", "ready_at"),
+    )
+
+
+class Condition(Base):
+    """A dependency: ``task`` may run when ``parent`` reaches ``expected``."""
+
+    __tablename__ = "conditions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    task_id: Mapped[int] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"), index=True)
+    parent_id: Mapped[int] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"), index=True)
+    expected: Mapped[str] = mapped_column(String(16))
+
+
+class Attempt(Base):
+    """One execution of a task: never overwritten by the next one."""
+
+    __tablename__ = "attempts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    task_id: Mapped[int] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"))
+    number: Mapped[int] = mapped_column(Integer)
+    server: Mapped[str] = mapped_column(String(200))
+    company: Mapped[str | None] = mapped_column(String(100))
+    user: Mapped[str] = mapped_column(String(200))
+    started_at: Mapped[datetime]
+    ended_at: Mapped[datetime | None]
+    outcome: Mapped[str] = mapped_column(String(16))
+    error: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (UniqueConstraint("task_id", "number", name="uq_attempts_task_id_number"),)

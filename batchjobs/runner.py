@@ -1,0 +1,83 @@
+"""The Celery task a batch server runs: claim the task, run its process, record it.
+
+The message names a task id; everything else comes from the database. The
+claim is atomic, so a duplicated or redelivered message runs nothing twice.
+The outcome and the dependents' decisions are one transaction, and the tasks
+that became ready are published right after it commits: the next task starts
+milliseconds after this one ends, with no polling.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+from typing import Any
+
+from sqlalchemy.exc import OperationalError
+
+from . import queues, store
+from .app import app
+from .coordinator import Claim, record_outcome
+from .coordinator import claim as claim_task
+from .errors import BatchJobsError
+from .processes import ProcessContext, get_process
+from .status import Outcome
+
+log = logging.getLogger(__name__)
+
+#: Attempts to record an outcome while the database is briefly unreachable.
+RECORD_TRIES = 5
+
+
+def server_name(hostname: str | None) -> str:
+    """The batch server's name: the part of the Celery hostname before ``@``."""
+    return (hostname or "unknown").split("@", 1)[0]
+
+
+@app.task(name=queues.RUN_TASK, bind=True, acks_late=True, ignore_result=True)
+def run(self: Any, task_id: int, *, job: int, task: str = "", process: str = "") -> str:
+    """Run one batch task; ``task`` and ``process`` are informative (for Flower)."""
+    server = server_name(self.request.hostname)
+    with store.transaction() as session:
+        claimed = claim_task(session, task_id, job, server)
+    if claimed is None:
+        log.info("task %s of job %s is not ready any more; message dropped", task_id, job)
+        return "skipped"
+    outcome, error = execute(claimed, server)
+    dispatches = _record(claimed, outcome, error)
+    queues.publish(dispatches)
+    return outcome.value
+
+
+def execute(claimed: Claim, server: str) -> tuple[Outcome, str | None]:
+    """Run the claimed task's process; any exception is the task's error."""
+    ctx = ProcessContext(job_id=claimed.job_id, task_id=claimed.task_id, task=claimed.name,
+                         attempt=claimed.attempt, company=claimed.company, user=claimed.user,
+                         server=server)
+    try:
+        process = get_process(claimed.process, task=claimed.name)
+        if process.client:
+            raise BatchJobsError(f"{process.name} is a client process; it is not run on a "
+                                 "batch server")
+        process.run(ctx, claimed.kwargs)
+    except Exception as exc:  # noqa: BLE001 - a process's failure is data, not a crash
+        log.info("task %r of job %s failed: %s", claimed.name, claimed.job_id, exc)
+        detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+        return Outcome.ERROR, detail
+    return Outcome.ENDED, None
+
+
+def _record(claimed: Claim, outcome: Outcome, error: str | None) -> list[Any]:
+    delay = 0.1
+    for attempt in range(1, RECORD_TRIES + 1):
+        try:
+            with store.transaction() as session:
+                return record_outcome(session, claimed.task_id, claimed.attempt, outcome, error)
+        except OperationalError:
+            if attempt == RECORD_TRIES:
+                raise
+            log.warning("recording task %s failed (database); retrying", claimed.task_id)
+            time.sleep(delay)
+            delay *= 2
+    return []

@@ -1,0 +1,155 @@
+"""Batch servers: the records of Celery workers, and what runs inside each one.
+
+A worker started by ``batchjobs worker`` or by plain ``celery -A batchjobs.app
+worker -n NAME@%h -Q batch.default`` registers itself here when it is ready
+(name, groups from its ``batch.*`` queues, threads), and keeps a housekeeping
+thread that beats its heartbeat, starts jobs whose start time has come, and
+republishes ready tasks whose message was lost.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+from celery import signals
+from sqlalchemy import select
+
+from . import clock, queues, store
+from .coordinator import due_jobs, stale_ready, start_job
+from .models import BatchGroup, BatchServer, ServerGroup, Task
+from .runner import server_name
+from .settings import HOUSEKEEPING_INTERVAL, REPUBLISH_AFTER
+from .status import TaskStatus
+
+log = logging.getLogger(__name__)
+
+#: Seconds between heartbeats (and checks for lost messages).
+HEARTBEAT_INTERVAL = 5.0
+
+
+def worker_argv(name: str, groups: Sequence[str], threads: int,
+                extra: Sequence[str] = ()) -> list[str]:
+    """The ``celery worker`` arguments of a batch server: one prefork process per thread."""
+    return [
+        "worker", "--hostname", f"{name}@%h",
+        "--queues", ",".join(queues.queue_name(g) for g in groups),
+        "--concurrency", str(threads), "--pool", "prefork", "--task-events",
+        "--prefetch-multiplier", "1", "--without-mingle", "--without-gossip",
+        "--loglevel", "INFO", *extra,
+    ]
+
+
+def register_server(name: str, groups: Sequence[str], threads: int) -> None:
+    """Create or update the server's record; groups it names are created if new."""
+    now = clock.now()
+    with store.transaction() as session:
+        for group in groups:
+            if session.get(BatchGroup, group) is None:
+                session.add(BatchGroup(name=group, description="", created_at=now))
+        session.flush()
+        server = session.get(BatchServer, name)
+        if server is None:
+            server = BatchServer(name=name, threads=threads, timezone="UTC", schedule=[],
+                                 created_at=now)
+            session.add(server)
+        server.threads = threads
+        server.heartbeat_at = now
+        server.groups = [ServerGroup(server_name=name, group_name=g) for g in sorted(set(groups))]
+
+
+def beat(name: str) -> None:
+    with store.transaction() as session:
+        server = session.get(BatchServer, name)
+        if server is not None:
+            server.heartbeat_at = clock.now()
+
+
+class Housekeeper(threading.Thread):
+    """Background duties of a batch server's main process (never of its task threads)."""
+
+    def __init__(self, name: str, app: Any) -> None:
+        super().__init__(name=f"batchjobs-housekeeper-{name}", daemon=True)
+        self.server = name
+        self.app = app
+        self.stopping = threading.Event()
+        self._last_beat = 0.0
+
+    def run(self) -> None:
+        while not self.stopping.wait(HOUSEKEEPING_INTERVAL):
+            try:
+                self.tick()
+            except Exception:  # noqa: BLE001 - keep the thread alive; the next tick retries
+                log.exception("housekeeping failed")
+
+    def tick(self) -> None:
+        self.start_due_jobs()
+        if clock.now().timestamp() - self._last_beat >= HEARTBEAT_INTERVAL:
+            self._last_beat = clock.now().timestamp()
+            beat(self.server)
+            self.republish_lost()
+
+    def start_due_jobs(self) -> None:
+        with store.read_session() as session:
+            due = due_jobs(session)
+        for job_id in due:
+            with store.transaction() as session:
+                dispatches = start_job(session, job_id)
+            queues.publish(dispatches)
+
+    def republish_lost(self) -> None:
+        """Republish ready tasks whose message is gone (their queue is empty)."""
+        cutoff = clock.now() - timedelta(seconds=REPUBLISH_AFTER)
+        with store.read_session() as session:
+            groups = set(session.execute(
+                select(Task.group_name).where(Task.status == TaskStatus.READY,
+                                              Task.ready_at < cutoff).distinct()
+            ).scalars())
+        for group in groups:
+            if self.queue_length(queues.queue_name(group)) > 0:
+                continue
+            with store.transaction() as session:
+                lost = [d for d in stale_ready(session, timedelta(seconds=REPUBLISH_AFTER))
+                        if d.group == group]
+            if lost:
+                log.warning("republishing %d ready task(s) of group %s", len(lost), group)
+                queues.publish(lost)
+
+    def queue_length(self, queue: str) -> int:
+        with self.app.connection_for_read() as conn:
+            try:
+                return int(conn.default_channel.queue_declare(queue, passive=True).message_count)
+            except Exception:  # noqa: BLE001 - a queue never declared holds nothing
+                return 0
+
+
+_housekeepers: list[Housekeeper] = []
+
+
+@signals.worker_ready.connect
+def _on_worker_ready(sender: Any = None, **_: Any) -> None:
+    consumer = sender
+    name = server_name(consumer.hostname)
+    groups = sorted(g for q in consumer.app.amqp.queues.consume_from
+                    if (g := queues.group_of_queue(q)) is not None)
+    threads = int(consumer.pool.num_processes if hasattr(consumer.pool, "num_processes")
+                  else consumer.app.conf.worker_concurrency or 1)
+    register_server(name, groups, threads)
+    keeper = Housekeeper(name, consumer.app)
+    keeper.start()
+    _housekeepers.append(keeper)
+    log.info("batch server %s ready: groups %s, %d thread(s)", name, ",".join(groups), threads)
+
+
+@signals.worker_shutdown.connect
+def _on_worker_shutdown(**_: Any) -> None:
+    for keeper in _housekeepers:
+        keeper.stopping.set()
+
+
+@signals.worker_process_init.connect
+def _on_worker_process_init(**_: Any) -> None:
+    store.reset_engines()

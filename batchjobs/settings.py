@@ -1,0 +1,74 @@
+"""All batchjobs settings in one frozen object, read from ``BATCHJOBS_*``.
+
+With nothing set, batchjobs runs on the *embedded default*: SQLite in
+``./batchjobs.db`` and kombu's filesystem broker in ``./batchjobs.broker/``,
+so a single host needs no server at all. Celery's own options live in
+``celeryconfig.py``, which reads the broker URL from here.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy.engine import make_url
+
+#: SQLite file used when BATCHJOBS_DATABASE_URL is unset.
+DEFAULT_DATABASE_FILE = "batchjobs.db"
+#: Folder of the filesystem broker used when BATCHJOBS_BROKER_URL is unset.
+DEFAULT_BROKER_FOLDER = "batchjobs.broker"
+#: Name of the batch group every installation has.
+DEFAULT_GROUP = "default"
+#: Seconds between the filesystem broker's polls of its folder (one hop costs about this).
+FILESYSTEM_POLLING_INTERVAL = 0.005
+#: Seconds a ``ready`` task may sit unclaimed before its message is published again.
+REPUBLISH_AFTER = 30.0
+#: Seconds between two passes of a worker's housekeeping thread.
+HOUSEKEEPING_INTERVAL = 0.5
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where the database and the broker are; everything else has a default."""
+
+    database_url: str
+    broker_url: str
+    home: Path = field(default_factory=Path.cwd)
+    imports: tuple[str, ...] = ()
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        home = Path(env.get("BATCHJOBS_HOME") or Path.cwd()).resolve()
+        database_url = env.get("BATCHJOBS_DATABASE_URL") or f"sqlite:///{home / DEFAULT_DATABASE_FILE}"
+        broker_url = env.get("BATCHJOBS_BROKER_URL") or "filesystem://"
+        imports = tuple(m.strip() for m in env.get("BATCHJOBS_IMPORTS", "").split(",") if m.strip())
+        return cls(database_url=database_url, broker_url=broker_url, home=home, imports=imports)
+
+    @property
+    def embedded_broker(self) -> bool:
+        return self.broker_url.startswith("filesystem://")
+
+    @property
+    def broker_folder(self) -> Path:
+        return self.home / DEFAULT_BROKER_FOLDER
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    def safe_database_url(self) -> str:
+        """The database URL with any password masked, for printing."""
+        return make_url(self.database_url).render_as_string(hide_password=True)
+
+    def safe_broker_url(self) -> str:
+        """The broker URL with any password masked, for printing."""
+        from kombu.utils.url import maybe_sanitize_url
+
+        return str(maybe_sanitize_url(self.broker_url))
+
+
+def get_settings() -> Settings:
+    """The settings of this process, read from the environment each call (cheap)."""
+    return Settings.from_env()

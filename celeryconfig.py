@@ -6,29 +6,12 @@ as AX threads are fixed here: late acknowledgement and a prefetch of one, so
 each thread holds exactly the task it runs and nothing waits behind it.
 """
 
-from batchjobs.settings import FILESYSTEM_POLLING_INTERVAL, get_settings
+from batchjobs.settings import get_settings
 
-_settings = get_settings()
-
-broker_url = _settings.broker_url
+_broker = get_settings().broker_config()
+broker_url = _broker["broker_url"]
+broker_transport_options = _broker["broker_transport_options"]
 broker_connection_retry_on_startup = True
-
-if _settings.embedded_broker:
-    _folder = _settings.broker_folder
-    for _sub in ("queue", "control", "processed"):
-        (_folder / _sub).mkdir(parents=True, exist_ok=True)
-    broker_transport_options = {
-        "data_folder_in": str(_folder / "queue"),
-        "data_folder_out": str(_folder / "queue"),
-        "control_folder": str(_folder / "control"),
-        "processed_folder": str(_folder / "processed"),
-        "store_processed": False,
-        "polling_interval": FILESYSTEM_POLLING_INTERVAL,
-    }
-else:
-    # A redelivered message is harmless (the claim refuses it), so the visibility
-    # timeout only bounds how long a message of a dead worker waits.
-    broker_transport_options = {"visibility_timeout": 3600}
 
 # Security: JSON only, everywhere.
 task_serializer = "json"

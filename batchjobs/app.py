@@ -10,6 +10,8 @@ import os
 
 from celery import Celery
 
+from .settings import Settings, get_settings
+
 app = Celery("batchjobs")
 app.config_from_object(os.environ.get("BATCHJOBS_CELERY_CONFIG", "celeryconfig"))
 app.conf.update(
@@ -17,3 +19,12 @@ app.conf.update(
     accept_content=["json"], result_accept_content=["json"],
 )
 app.conf.include = ["batchjobs.runner", "batchjobs.servers"]
+
+
+def configure(settings: Settings | None = None) -> None:
+    """Point the app at the broker of ``settings`` (default: the environment's) and drop
+    pooled connections; for processes that switch installations, such as tests."""
+    app.conf.update((settings or get_settings()).broker_config())
+    if app._pool is not None:
+        app._pool.force_close_all()
+        app._pool = None

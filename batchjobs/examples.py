@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 
+from .definition import JobSpec
+from .errors import InvalidValue
 from .processes import ProcessContext, batchable
 
 
@@ -33,3 +35,35 @@ def flaky(ctx: ProcessContext, failures: int = 1) -> None:
     """Fail on the first ``failures`` attempts of the task, then succeed."""
     if ctx.attempt <= failures:
         raise ProcessFailed(f"attempt {ctx.attempt} of {ctx.task} fails on purpose")
+
+
+def job1(*, fail: str | None = None, seconds: float = 0.5) -> JobSpec:
+    """JOB 1 of the AX walkthrough "Batch processing of dependent tasks".
+
+    TASK 2 runs when TASK 1 finishes (success or failure); TASK 3 and TASK 4 on
+    success of TASK 2; TASK 5 on its failure; TASK 6 on failure of TASK 3;
+    TASK 7 on success of both TASK 3 and TASK 4. ``fail`` names a task that
+    fails on purpose; the others sleep ``seconds``.
+    """
+    job = JobSpec("JOB 1")
+    names = [f"TASK {i}" for i in range(1, 8)]
+    if fail is not None and fail not in names:
+        raise InvalidValue(f"JOB 1 has no task {fail!r} (TASK 1 .. TASK 7)", field="fail",
+                           value=fail)
+
+    def add(name: str, depends_on: list[tuple[str, str]]) -> None:
+        if name == fail:
+            job.add_task(name, "batchjobs.examples.fail",
+                         kwargs={"message": f"{name} failed on purpose"}, depends_on=depends_on)
+        else:
+            job.add_task(name, "batchjobs.examples.sleep", kwargs={"seconds": seconds},
+                         depends_on=depends_on)
+
+    add("TASK 1", [])
+    add("TASK 2", [("TASK 1", "finished")])
+    add("TASK 3", [("TASK 2", "ended")])
+    add("TASK 4", [("TASK 2", "ended")])
+    add("TASK 5", [("TASK 2", "error")])
+    add("TASK 6", [("TASK 3", "error")])
+    add("TASK 7", [("TASK 3", "ended"), ("TASK 4", "ended")])
+    return job

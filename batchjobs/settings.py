@@ -1,7 +1,7 @@
 """All batchjobs settings in one frozen object, read from ``BATCHJOBS_*``.
 
 With nothing set, batchjobs runs on the *embedded default*: SQLite in
-``./batchjobs.db`` and kombu's filesystem broker in ``./batchjobs.broker/``,
+``./batchjobs.db`` and the filesystem broker (:mod:`batchjobs.broker`) in ``./batchjobs.broker/``,
 so a single host needs no server at all. Celery's own options live in
 ``celeryconfig.py``, which reads the broker URL from here.
 """
@@ -42,13 +42,13 @@ class Settings:
         env = os.environ if environ is None else environ
         home = Path(env.get("BATCHJOBS_HOME") or Path.cwd()).resolve()
         database_url = env.get("BATCHJOBS_DATABASE_URL") or f"sqlite:///{home / DEFAULT_DATABASE_FILE}"
-        broker_url = env.get("BATCHJOBS_BROKER_URL") or "filesystem://"
+        broker_url = env.get("BATCHJOBS_BROKER_URL") or "embedded://"
         imports = tuple(m.strip() for m in env.get("BATCHJOBS_IMPORTS", "").split(",") if m.strip())
         return cls(database_url=database_url, broker_url=broker_url, home=home, imports=imports)
 
     @property
     def embedded_broker(self) -> bool:
-        return self.broker_url.startswith("filesystem://")
+        return self.broker_url.startswith("embedded://")
 
     @property
     def broker_folder(self) -> Path:
@@ -57,6 +57,29 @@ class Settings:
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+    def broker_config(self) -> dict[str, object]:
+        """Celery's ``broker_url`` and ``broker_transport_options`` for this broker."""
+        if not self.embedded_broker:
+            # A redelivered message is harmless (the claim refuses it), so the
+            # visibility timeout only bounds how long a dead worker's message waits.
+            return {"broker_url": self.broker_url,
+                    "broker_transport_options": {"visibility_timeout": 3600}}
+        from .broker import register
+
+        register()
+        folder = self.broker_folder
+        for sub in ("queue", "control", "processed", "tmp"):
+            (folder / sub).mkdir(parents=True, exist_ok=True)
+        return {"broker_url": self.broker_url, "broker_transport_options": {
+            "data_folder_in": str(folder / "queue"),
+            "data_folder_out": str(folder / "queue"),
+            "control_folder": str(folder / "control"),
+            "processed_folder": str(folder / "processed"),
+            "tmp_folder": str(folder / "tmp"),
+            "store_processed": False,
+            "polling_interval": FILESYSTEM_POLLING_INTERVAL,
+        }}
 
     def safe_database_url(self) -> str:
         """The database URL with any password masked, for printing."""

@@ -1,0 +1,88 @@
+"""The embedded broker: kombu's filesystem transport, made safe across processes.
+
+kombu's own filesystem transport writes a message file in place, so a
+consumer polling the folder can pick up a half-written file, fail to decode
+it and stop consuming (the message is lost). Here a producer writes into a
+``tmp`` folder and renames the file into the queue folder (atomic on POSIX),
+and a consumer claims a file by renaming it into its own ``claimed`` folder
+on the same filesystem, so exactly one consumer gets each message.
+
+Registered with kombu as the ``embedded://`` transport.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+import uuid
+from queue import Empty
+from typing import Any
+
+from kombu.transport import TRANSPORT_ALIASES
+from kombu.transport import filesystem
+from kombu.utils.encoding import bytes_to_str, str_to_bytes
+from kombu.utils.json import dumps, loads
+from kombu.utils.objects import cached_property
+
+log = logging.getLogger(__name__)
+
+SCHEME = "embedded"
+
+
+class Channel(filesystem.Channel):
+    """Filesystem channel with atomic publish and claim."""
+
+    @cached_property
+    def tmp_folder(self) -> str:
+        return _ensure(self.transport_options.get("tmp_folder", "tmp"))
+
+    @cached_property
+    def claimed_folder(self) -> str:
+        return _ensure(self.transport_options.get("processed_folder", "processed"))
+
+    def _put(self, queue: str, payload: Any, **kwargs: Any) -> None:
+        filename = f"{time.time_ns():020d}_{uuid.uuid4().hex}.{queue}.msg"
+        tmp_path = os.path.join(self.tmp_folder, filename)
+        with open(tmp_path, "wb") as f:
+            f.write(str_to_bytes(dumps(payload)))
+        os.rename(tmp_path, os.path.join(self.data_folder_out, filename))
+
+    def _get(self, queue: str) -> Any:
+        suffix = f".{queue}.msg"
+        for filename in sorted(os.listdir(self.data_folder_in)):
+            if not filename.endswith(suffix) or filename.partition(".")[2] != suffix[1:]:
+                continue
+            claimed = os.path.join(self.claimed_folder, filename)
+            try:
+                os.rename(os.path.join(self.data_folder_in, filename), claimed)
+            except FileNotFoundError:
+                continue  # another consumer took it
+            try:
+                with open(claimed, "rb") as f:
+                    payload = f.read()
+                return loads(bytes_to_str(payload))
+            except ValueError:
+                log.error("dropping unreadable message file %s", filename)
+                continue
+            finally:
+                os.remove(claimed)
+        raise Empty()
+
+
+class Transport(filesystem.Transport):
+    """``embedded://``: the filesystem transport with :class:`Channel`."""
+
+    Channel = Channel
+    driver_type = "embedded"
+    driver_name = "embedded"
+
+
+def _ensure(folder: str) -> str:
+    os.makedirs(folder, exist_ok=True)
+    return folder
+
+
+def register() -> None:
+    """Make ``embedded://`` URLs resolve to this transport (idempotent)."""
+    TRANSPORT_ALIASES.setdefault(SCHEME, f"{__name__}:Transport")

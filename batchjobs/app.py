@@ -22,9 +22,9 @@ app.conf.include = ["batchjobs.runner", "batchjobs.servers"]
 
 
 def configure(settings: Settings | None = None) -> None:
-    """Point the app at the broker of ``settings`` (default: the environment's) and drop
-    pooled connections; for processes that switch installations, such as tests."""
+    """Point the app at the broker of ``settings`` (default: the environment's); for
+    processes that switch installations, such as tests. kombu keeps one pool per
+    broker, so the previous broker's pool stays usable for whoever still holds it."""
     app.conf.update((settings or get_settings()).broker_config())
-    if app._pool is not None:
-        app._pool.force_close_all()
-        app._pool = None
+    app._pool = None
+    app.amqp._producer_pool = None

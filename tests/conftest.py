@@ -1,0 +1,95 @@
+"""Real-service fixtures: each backend is a real database and a real broker.
+
+``backend`` is parametrized over Redis + PostgreSQL (127.0.0.1 only, a
+dedicated PostgreSQL schema and Redis db, cleared at the start) and the
+embedded default (SQLite + the filesystem broker in a temporary folder).
+``servers`` starts two real batch servers, Batch1 and Batch2, one thread
+each, once per backend. A missing service fails the run; nothing is skipped.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from batchjobs import store
+from batchjobs.app import configure
+from batchjobs.launch import ServerProcess, stop_all, wait_until_ready
+
+REPO = Path(__file__).resolve().parent.parent
+PG_URL = os.environ.get("BATCHJOBS_TEST_PG",
+                        "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+PG_SCHEMA = "batchjobs_test"
+REDIS_URL = os.environ.get("BATCHJOBS_TEST_REDIS", "redis://127.0.0.1:6379/15")
+BACKEND_VARS = ("BATCHJOBS_DATABASE_URL", "BATCHJOBS_BROKER_URL", "BATCHJOBS_HOME")
+
+
+@dataclass
+class Backend:
+    name: str
+    env: dict[str, str]
+    home: Path
+
+
+def _reset_postgres() -> str:
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(PG_URL)
+    with engine.begin() as conn:
+        conn.execute(text(f"DROP SCHEMA IF EXISTS {PG_SCHEMA} CASCADE"))
+        conn.execute(text(f"CREATE SCHEMA {PG_SCHEMA}"))
+    engine.dispose()
+    return f"{PG_URL}?options=-csearch_path%3D{PG_SCHEMA}"
+
+
+def _reset_redis() -> None:
+    import redis
+
+    redis.Redis.from_url(REDIS_URL).flushdb()
+
+
+@pytest.fixture(scope="session", params=["redis-pg", "embedded"])
+def backend(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
+            ) -> Iterator[Backend]:
+    """Point this process (API, app) and the servers it starts at one backend."""
+    home = tmp_path_factory.mktemp(request.param)
+    env = {"BATCHJOBS_HOME": str(home)}
+    if request.param == "redis-pg":
+        env["BATCHJOBS_DATABASE_URL"] = _reset_postgres()
+        env["BATCHJOBS_BROKER_URL"] = REDIS_URL
+        _reset_redis()
+    saved = {k: os.environ.get(k) for k in BACKEND_VARS}
+    for key in BACKEND_VARS:
+        os.environ.pop(key, None)
+    os.environ.update(env)
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO),
+                                                             os.environ.get("PYTHONPATH")]))
+    configure()
+    store.reset_engines()
+    store.get_engine()
+    try:
+        yield Backend(request.param, env, home)
+    finally:
+        store.reset_engines()
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        configure()
+
+
+@pytest.fixture(scope="session")
+def servers(backend: Backend) -> Iterator[dict[str, ServerProcess]]:
+    """Batch1 and Batch2, one thread each, serving the default group."""
+    procs = [ServerProcess(name, threads=1, log_path=backend.home / f"{name}.log")
+             for name in ("Batch1", "Batch2")]
+    try:
+        wait_until_ready(procs)
+        yield {p.name: p for p in procs}
+    finally:
+        stop_all(procs)

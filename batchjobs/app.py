@@ -27,4 +27,5 @@ def configure(settings: Settings | None = None) -> None:
     broker, so the previous broker's pool stays usable for whoever still holds it."""
     app.conf.update((settings or get_settings()).broker_config())
     app._pool = None
-    app.amqp._producer_pool = None
+    # The AMQP helper caches producers and the task-sent event dispatcher per broker.
+    app.__dict__.pop("amqp", None)

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from . import clock
 from .graph import Decision, decide, holds, job_outcome, unmet_reason
-from .models import Attempt, Condition, Job, Task
+from .models import Attempt, BatchServer, Condition, Job, Task
 from .status import JobStatus, Outcome, TaskStatus
 
 
@@ -201,16 +201,30 @@ def due_jobs(session: Session, limit: int = 100) -> list[int]:
     ).scalars())
 
 
-def stale_ready(session: Session, older_than: timedelta, limit: int = 1000) -> list[Dispatch]:
-    """Ready tasks unclaimed for longer than ``older_than``; their ``ready_at`` is renewed
-    so that only one caller republishes each."""
+def stale_ready(session: Session, older_than: timedelta, *, group: str,
+                limit: int = 1000) -> list[Dispatch]:
+    """Ready tasks of ``group`` unclaimed for longer than ``older_than``; their ``ready_at``
+    is renewed so that only one caller republishes each."""
     now = clock.now()
     cutoff = now - older_than
+    stale = (Task.status == TaskStatus.READY, Task.ready_at < cutoff, Task.group_name == group)
     rows = session.execute(
-        update(Task).where(Task.id.in_(
-            select(Task.id).where(Task.status == TaskStatus.READY, Task.ready_at < cutoff)
-            .limit(limit).scalar_subquery()
-        ), Task.status == TaskStatus.READY, Task.ready_at < cutoff)
+        update(Task).where(Task.id.in_(select(Task.id).where(*stale).limit(limit)
+                                       .scalar_subquery()), *stale)
         .values(ready_at=now).returning(*_DISPATCH_COLUMNS)
     ).all()
     return [Dispatch(*row) for row in rows]
+
+
+def lost_attempts(session: Session, *, dead_before: datetime | None = None,
+                  server: str | None = None, limit: int = 100) -> list[tuple[int, int, str]]:
+    """Running attempts of servers whose last heartbeat is older than ``dead_before``, or of
+    ``server`` (which has just started, so runs none): ``(task_id, number, server)``."""
+    query = (select(Attempt.task_id, Attempt.number, Attempt.server)
+             .where(Attempt.outcome == Outcome.RUNNING).limit(limit))
+    if server is not None:
+        query = query.where(Attempt.server == server)
+    if dead_before is not None:
+        query = query.join(BatchServer, BatchServer.name == Attempt.server).where(
+            BatchServer.heartbeat_at < dead_before)
+    return [(task_id, number, name) for task_id, number, name in session.execute(query)]

@@ -19,16 +19,16 @@ from celery import signals
 from sqlalchemy import select
 
 from . import clock, queues, store
-from .coordinator import due_jobs, stale_ready, start_job
+from .coordinator import due_jobs, lost_attempts, record_outcome, stale_ready, start_job
 from .models import BatchGroup, BatchServer, ServerGroup, Task
 from .runner import server_name
-from .settings import HOUSEKEEPING_INTERVAL, REPUBLISH_AFTER
-from .status import TaskStatus
+from .settings import HOUSEKEEPING_INTERVAL, get_settings
+from .status import Outcome, TaskStatus
 
 log = logging.getLogger(__name__)
 
 #: Seconds between heartbeats (and checks for lost messages).
-HEARTBEAT_INTERVAL = 5.0
+HEARTBEAT_INTERVAL = 2.0
 
 
 def worker_argv(name: str, groups: Sequence[str], threads: int,
@@ -90,6 +90,7 @@ class Housekeeper(threading.Thread):
         if clock.now().timestamp() - self._last_beat >= HEARTBEAT_INTERVAL:
             self._last_beat = clock.now().timestamp()
             beat(self.server)
+            self.fail_lost_attempts()
             self.republish_lost()
 
     def start_due_jobs(self) -> None:
@@ -100,9 +101,33 @@ class Housekeeper(threading.Thread):
                 dispatches = start_job(session, job_id)
             queues.publish(dispatches)
 
+    def fail_lost_attempts(self) -> None:
+        """Attempts on a server that stopped beating end ``error`` (retried if retries are
+        left), so a crash never leaves a task executing forever."""
+        timeout = get_settings().server_timeout
+        with store.read_session() as session:
+            lost = lost_attempts(session, dead_before=clock.now() - timedelta(seconds=timeout))
+        self._fail(lost, f"stopped (no heartbeat for {timeout:g}s)")
+
+    def fail_own_attempts(self) -> None:
+        """At start, attempts still running under this server's name died with its previous
+        process."""
+        with store.read_session() as session:
+            lost = lost_attempts(session, server=self.server)
+        self._fail(lost, "restarted while the task was executing")
+
+    def _fail(self, lost: list[tuple[int, int, str]], what: str) -> None:
+        for task_id, number, server in lost:
+            error = f"batch server {server} {what}"
+            with store.transaction() as session:
+                dispatches = record_outcome(session, task_id, number, Outcome.ERROR, error)
+            log.warning("task %s attempt %s lost with server %s", task_id, number, server)
+            queues.publish(dispatches)
+
     def republish_lost(self) -> None:
         """Republish ready tasks whose message is gone (their queue is empty)."""
-        cutoff = clock.now() - timedelta(seconds=REPUBLISH_AFTER)
+        after = timedelta(seconds=get_settings().republish_after)
+        cutoff = clock.now() - after
         with store.read_session() as session:
             groups = set(session.execute(
                 select(Task.group_name).where(Task.status == TaskStatus.READY,
@@ -112,8 +137,7 @@ class Housekeeper(threading.Thread):
             if self.queue_length(queues.queue_name(group)) > 0:
                 continue
             with store.transaction() as session:
-                lost = [d for d in stale_ready(session, timedelta(seconds=REPUBLISH_AFTER))
-                        if d.group == group]
+                lost = stale_ready(session, after, group=group)
             if lost:
                 log.warning("republishing %d ready task(s) of group %s", len(lost), group)
                 queues.publish(lost)
@@ -139,6 +163,7 @@ def _on_worker_ready(sender: Any = None, **_: Any) -> None:
                   else consumer.app.conf.worker_concurrency or 1)
     register_server(name, groups, threads)
     keeper = Housekeeper(name, consumer.app)
+    keeper.fail_own_attempts()
     keeper.start()
     _housekeepers.append(keeper)
     log.info("batch server %s ready: groups %s, %d thread(s)", name, ",".join(groups), threads)

@@ -9,10 +9,13 @@ so a single host needs no server at all. Celery's own options live in
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy.engine import make_url
+
+from .errors import ConfigError
 
 #: SQLite file used when BATCHJOBS_DATABASE_URL is unset.
 DEFAULT_DATABASE_FILE = "batchjobs.db"
@@ -24,6 +27,8 @@ DEFAULT_GROUP = "default"
 FILESYSTEM_POLLING_INTERVAL = 0.005
 #: Seconds a ``ready`` task may sit unclaimed before its message is published again.
 REPUBLISH_AFTER = 30.0
+#: Seconds without a heartbeat after which a server is presumed dead and its tasks lost.
+SERVER_TIMEOUT = 30.0
 #: Seconds between two passes of a worker's housekeeping thread.
 HOUSEKEEPING_INTERVAL = 0.5
 
@@ -36,15 +41,19 @@ class Settings:
     broker_url: str
     home: Path = field(default_factory=Path.cwd)
     imports: tuple[str, ...] = ()
+    republish_after: float = REPUBLISH_AFTER
+    server_timeout: float = SERVER_TIMEOUT
 
     @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
         home = Path(env.get("BATCHJOBS_HOME") or Path.cwd()).resolve()
         database_url = env.get("BATCHJOBS_DATABASE_URL") or f"sqlite:///{home / DEFAULT_DATABASE_FILE}"
         broker_url = env.get("BATCHJOBS_BROKER_URL") or "embedded://"
         imports = tuple(m.strip() for m in env.get("BATCHJOBS_IMPORTS", "").split(",") if m.strip())
-        return cls(database_url=database_url, broker_url=broker_url, home=home, imports=imports)
+        return cls(database_url=database_url, broker_url=broker_url, home=home, imports=imports,
+                   republish_after=_seconds(env, "BATCHJOBS_REPUBLISH_AFTER", REPUBLISH_AFTER),
+                   server_timeout=_seconds(env, "BATCHJOBS_SERVER_TIMEOUT", SERVER_TIMEOUT))
 
     @property
     def embedded_broker(self) -> bool:
@@ -90,6 +99,19 @@ class Settings:
         from kombu.utils.url import maybe_sanitize_url
 
         return str(maybe_sanitize_url(self.broker_url))
+
+
+def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if value <= 0:
+        raise ConfigError(f"{name} must be a positive number of seconds, not {raw!r}", name=name)
+    return value
 
 
 def get_settings() -> Settings:

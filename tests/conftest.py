@@ -25,7 +25,8 @@ PG_URL = os.environ.get("BATCHJOBS_TEST_PG",
                         "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 PG_SCHEMA = "batchjobs_test"
 REDIS_URL = os.environ.get("BATCHJOBS_TEST_REDIS", "redis://127.0.0.1:6379/15")
-BACKEND_VARS = ("BATCHJOBS_DATABASE_URL", "BATCHJOBS_BROKER_URL", "BATCHJOBS_HOME")
+BACKEND_VARS = ("BATCHJOBS_DATABASE_URL", "BATCHJOBS_BROKER_URL", "BATCHJOBS_HOME",
+                "BATCHJOBS_REPUBLISH_AFTER", "BATCHJOBS_SERVER_TIMEOUT")
 
 
 @dataclass
@@ -57,7 +58,9 @@ def backend(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
             ) -> Iterator[Backend]:
     """Point this process (API, app) and the servers it starts at one backend."""
     home = tmp_path_factory.mktemp(request.param)
-    env = {"BATCHJOBS_HOME": str(home)}
+    # Short recovery delays so the crash tests finish quickly.
+    env = {"BATCHJOBS_HOME": str(home), "BATCHJOBS_REPUBLISH_AFTER": "1",
+           "BATCHJOBS_SERVER_TIMEOUT": "3"}
     if request.param == "redis-pg":
         env["BATCHJOBS_DATABASE_URL"] = _reset_postgres()
         env["BATCHJOBS_BROKER_URL"] = REDIS_URL

@@ -1,0 +1,53 @@
+"""No task is lost: a message lost after commit, a server killed while it executes."""
+
+from __future__ import annotations
+
+import os
+import signal
+from datetime import timedelta
+
+import pytest
+
+import batchjobs
+from batchjobs import JobSpec, clock, store
+from batchjobs.coordinator import start_job
+from batchjobs.launch import ServerProcess, wait_until_ready
+from tests.helpers import by_name, statuses, wait_for
+
+pytestmark = pytest.mark.integration
+
+
+def test_ready_task_whose_message_was_lost_is_republished_and_runs(servers):
+    job = JobSpec("lost message", run_at=clock.now() + timedelta(hours=1))
+    job.add_task("A", "batchjobs.examples.noop")
+    job.add_task("B", "batchjobs.examples.noop", depends_on=["A"])
+    job_id = batchjobs.submit(job)
+    assert batchjobs.status(job_id)["status"] == "waiting"
+    # A crash between the commit and the publish: the tasks are ready, no message exists.
+    with store.transaction() as session:
+        assert [d.name for d in start_job(session, job_id)] == ["A"]
+    assert batchjobs.wait(job_id, timeout=30) is batchjobs.JobStatus.ENDED
+    assert statuses(batchjobs.status(job_id)) == {"A": "ended", "B": "ended"}
+    assert len(batchjobs.attempts(job_id)) == 2
+
+
+def test_task_of_a_killed_server_ends_error_and_the_job_goes_on(servers, backend):
+    doomed = ServerProcess("Doomed", groups=["doomed"], threads=1,
+                           log_path=backend.home / "Doomed.log")
+    try:
+        wait_until_ready([doomed])
+        job = JobSpec("killed server")
+        job.add_task("long", "batchjobs.examples.sleep", kwargs={"seconds": 60}, group="doomed")
+        job.add_task("cleanup", "batchjobs.examples.noop", depends_on=[("long", "finished")])
+        job_id = batchjobs.submit(job)
+        wait_for(lambda: by_name(batchjobs.status(job_id))["long"]["status"] == "executing",
+                 timeout=30, message="long task executing on Doomed")
+        os.killpg(doomed.process.pid, signal.SIGKILL)
+        assert batchjobs.wait(job_id, timeout=30) is batchjobs.JobStatus.ERROR
+    finally:
+        doomed.stop()
+    tasks = by_name(batchjobs.status(job_id))
+    assert tasks["long"]["status"] == "error"
+    assert tasks["long"]["server"] == "Doomed" and "Doomed" in tasks["long"]["error"]
+    assert tasks["cleanup"]["status"] == "ended"
+    assert tasks["cleanup"]["server"] in {"Batch1", "Batch2"}

@@ -8,10 +8,14 @@ each thread holds exactly the task it runs and nothing waits behind it.
 
 from batchjobs.settings import get_settings
 
-_broker = get_settings().broker_config()
+_settings = get_settings()
+_broker = _settings.broker_config()
 broker_url = _broker["broker_url"]
 broker_transport_options = _broker["broker_transport_options"]
 broker_connection_retry_on_startup = True
+
+# Modules with @batchable processes, imported by every batch server at start.
+imports = _settings.imports
 
 # Security: JSON only, everywhere.
 task_serializer = "json"

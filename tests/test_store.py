@@ -1,0 +1,49 @@
+"""Schema management: Alembic head, upgrade on first use, the models and the migrations agree."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import create_engine, inspect
+
+from batchjobs import store
+from batchjobs.models import Base
+from batchjobs.settings import Settings
+
+
+def sqlite_settings(tmp_path: Path) -> Settings:
+    return Settings(database_url=f"sqlite:///{tmp_path / 'x.db'}", broker_url="embedded://",
+                    home=tmp_path)
+
+
+def test_schema_revision_constant_is_the_alembic_head(tmp_path):
+    engine = create_engine(f"sqlite:///{tmp_path / 'h.db'}")
+    assert store.head_revision(engine) == store.SCHEMA_REVISION
+
+
+def test_first_use_of_an_empty_database_applies_the_schema_and_the_default_group(tmp_path):
+    settings = sqlite_settings(tmp_path)
+    engine = store.get_engine(settings)
+    assert store.current_revision(engine) == store.SCHEMA_REVISION
+    assert set(Base.metadata.tables) <= set(inspect(engine).get_table_names())
+    with store.read_session(settings) as session:
+        from batchjobs.models import BatchGroup
+
+        assert session.get(BatchGroup, "default") is not None
+
+
+def test_upgrade_twice_changes_nothing(tmp_path):
+    settings = sqlite_settings(tmp_path)
+    engine = store.get_engine(settings)
+    assert store.upgrade(engine, settings) == store.SCHEMA_REVISION
+    assert store.current_revision(engine) == store.SCHEMA_REVISION
+
+
+def test_migrations_create_exactly_what_the_models_declare(tmp_path):
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    engine = store.get_engine(sqlite_settings(tmp_path))
+    with engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    assert diff == []

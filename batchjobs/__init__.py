@@ -27,6 +27,7 @@ from .errors import (
     JobNotFound,
     MalformedDefinition,
     StoreError,
+    TaskFailed,
     UnknownDependency,
     UnknownGroup,
     UnknownProcess,
@@ -47,7 +48,7 @@ __all__ = [
     # errors
     "BatchJobsError", "DefinitionError", "MalformedDefinition", "UnknownProcess",
     "UnknownGroup", "DuplicateTask", "UnknownDependency", "DependencyCycle", "InvalidValue",
-    "StoreError", "JobNotFound", "DispatchError", "ConfigError",
+    "StoreError", "JobNotFound", "DispatchError", "TaskFailed", "ConfigError",
     # configuration
     "Settings",
 ]

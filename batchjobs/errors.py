@@ -16,6 +16,7 @@ what was wrong without parsing messages::
     ├── StoreError               the database refused or lacks something
     │   └── JobNotFound          no job with that id
     ├── DispatchError            a ready task could not be handed to the broker
+    ├── TaskFailed               a task's process failed (Celery and Flower show FAILURE)
     └── ConfigError              a setting is missing or malformed
 """
 
@@ -94,11 +95,23 @@ class JobNotFound(StoreError):
         super().__init__(f"no job with id {job_id!r}")
 
 
-# -- dispatch / config -------------------------------------------------------
+# -- dispatch / run / config -------------------------------------------------
 
 
 class DispatchError(BatchJobsError):
     """Raised when a ready task cannot be handed to the broker."""
+
+
+class TaskFailed(BatchJobsError):
+    """Raised by a batch server after recording a failed attempt, so Celery's events (and
+    Flower) show the attempt as failed; the batch outcome is already stored."""
+
+    def __init__(self, *, job_id: int, task: str, attempt: int, error: str) -> None:
+        self.job_id = job_id
+        self.task = task
+        self.attempt = attempt
+        self.error = error
+        super().__init__(f"job {job_id} task {task!r} attempt {attempt} failed: {error}")
 
 
 class ConfigError(BatchJobsError):

@@ -20,7 +20,7 @@ from . import queues, store
 from .app import app
 from .coordinator import Claim, record_outcome
 from .coordinator import claim as claim_task
-from .errors import BatchJobsError
+from .errors import BatchJobsError, TaskFailed
 from .processes import ProcessContext, get_process
 from .status import Outcome
 
@@ -35,7 +35,8 @@ def server_name(hostname: str | None) -> str:
     return (hostname or "unknown").split("@", 1)[0]
 
 
-@app.task(name=queues.RUN_TASK, bind=True, acks_late=True, ignore_result=True)
+@app.task(name=queues.RUN_TASK, bind=True, acks_late=True, ignore_result=True,
+          throws=(TaskFailed,))
 def run(self: Any, task_id: int, *, job: int, task: str = "", process: str = "") -> str:
     """Run one batch task; ``task`` and ``process`` are informative (for Flower)."""
     server = server_name(self.request.hostname)
@@ -47,6 +48,9 @@ def run(self: Any, task_id: int, *, job: int, task: str = "", process: str = "")
     outcome, error = execute(claimed, server)
     dispatches = _record(claimed, outcome, error)
     queues.publish(dispatches)
+    if outcome is Outcome.ERROR:
+        raise TaskFailed(job_id=claimed.job_id, task=claimed.name, attempt=claimed.attempt,
+                         error=error or "")
     return outcome.value
 
 

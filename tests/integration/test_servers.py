@@ -77,17 +77,24 @@ def test_workers_send_task_events_naming_job_task_process_and_server(servers):
                      timeout=30, message="event receiver bound")
             job = JobSpec("events")
             job.add_task("watched", "batchjobs.examples.noop")
+            job.add_task("broken", "batchjobs.examples.fail", ignore_failure=True)
             job_id = batchjobs.submit(job)
             assert batchjobs.wait(job_id, timeout=30) is batchjobs.JobStatus.ENDED
 
-            def received():
+            def received(task: str) -> list[dict]:
                 return [e for e in events if e["type"] == "task-received"
-                        and f"'job': {job_id}" in e.get("kwargs", "")]
+                        and f"'job': {job_id}" in e.get("kwargs", "")
+                        and f"'task': '{task}'" in e.get("kwargs", "")]
 
-            event = wait_for(received, timeout=15, message="task-received event")[0]
-            done = wait_for(lambda: [e for e in events if e["type"] == "task-succeeded"
-                                     and e["uuid"] == event["uuid"]], timeout=15,
+            def outcome(kind: str, uuid: str) -> list[dict]:
+                return [e for e in events if e["type"] == kind and e["uuid"] == uuid]
+
+            event = wait_for(lambda: received("watched"), timeout=15, message="received")[0]
+            done = wait_for(lambda: outcome("task-succeeded", event["uuid"]), timeout=15,
                             message="task-succeeded event")[0]
+            broken = wait_for(lambda: received("broken"), timeout=15, message="received")[0]
+            failed = wait_for(lambda: outcome("task-failed", broken["uuid"]), timeout=15,
+                              message="task-failed event")[0]
         finally:
             receiver.should_stop = True
             thread.join(10)
@@ -95,3 +102,4 @@ def test_workers_send_task_events_naming_job_task_process_and_server(servers):
     assert "'task': 'watched'" in event["kwargs"]
     assert "batchjobs.examples.noop" in event["kwargs"]
     assert done["hostname"].split("@")[0] == by_name(batchjobs.status(job_id))["watched"]["server"]
+    assert "failed on purpose" in failed["exception"]

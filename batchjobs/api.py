@@ -52,19 +52,26 @@ def submit(job: JobSpec, *, user: str | None = None, hold: bool = False,
             company=job.company, created_by=user, created_at=now, run_at=job.run_at,
             task_count=len(job.tasks), remaining=len(job.tasks), failed=0,
         ).returning(Job.id)).scalar_one()
-        rows = session.execute(insert(Task).returning(Task.id, Task.name,
-                                                      sort_by_parameter_order=True), [
-            {"job_id": job_id, "name": t.name, "process": t.process, "kwargs": t.kwargs,
-             "group_name": t.group, "company": t.company if t.company is not None else job.company,
+        ids = dict(zip((t.name for t in job.tasks),
+                       store.allocate_ids(session, "tasks", len(job.tasks)), strict=True))
+        dependents: dict[str, list[list[Any]]] = {t.name: [] for t in job.tasks}
+        conditions = []
+        for t in job.tasks:
+            for d in t.depends_on:
+                dependents[d.task].append([ids[t.name], d.status.value])
+                conditions.append({"task_id": ids[t.name], "parent_id": ids[d.task],
+                                   "expected": d.status.value})
+        session.execute(insert(Task), [
+            {"id": ids[t.name], "job_id": job_id, "name": t.name, "process": t.process,
+             "kwargs": t.kwargs, "group_name": t.group,
+             "company": t.company if t.company is not None else job.company,
              "retries": t.retries, "ignore_failure": t.ignore_failure,
              "condition_type": t.condition.value,
              "status": TaskStatus.HOLD if hold else TaskStatus.WAITING,
-             "n_conditions": len(t.depends_on), "met": 0, "unmet": 0, "attempts": 0}
+             "n_conditions": len(t.depends_on), "met": 0, "unmet": 0, "attempts": 0,
+             "run_as": user, "dependents": dependents[t.name]}
             for t in job.tasks
-        ]).all()
-        ids = {name: task_id for task_id, name in rows}
-        conditions = [{"task_id": ids[t.name], "parent_id": ids[d.task], "expected": d.status.value}
-                      for t in job.tasks for d in t.depends_on]
+        ])
         if conditions:
             session.execute(insert(Condition), conditions)
         dispatches = []

@@ -16,13 +16,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import Integer, and_, bindparam, case, insert, not_, or_, select, update
+from sqlalchemy.orm import Session, aliased
 
 from . import clock
-from .graph import Decision, decide, holds, job_outcome, unmet_reason
-from .models import Attempt, BatchServer, Condition, Job, Task
-from .status import JobStatus, Outcome, TaskStatus
+from .graph import holds, job_outcome, unmet_reason
+from .models import Attempt, BatchServer, Condition, Job, Task, UTCDateTime
+from .status import ConditionType, JobStatus, Outcome, TaskStatus
 
 
 @dataclass(frozen=True)
@@ -50,40 +50,103 @@ class Claim:
     attempt: int
 
 
-_DISPATCH_COLUMNS = (Task.id, Task.job_id, Task.name, Task.process, Task.group_name)
+# -- prebuilt statements ------------------------------------------------------------
+#
+# The hot path (claim, outcome, dependents) runs Core statements built once here
+# with bind parameters: building and ORM-processing them per call cost more than
+# the database round trips themselves.
+
+_task = Task.__table__
+_attempt = Attempt.__table__
+_job = Job.__table__
+_DISPATCH_COLUMNS = (_task.c.id, _task.c.job_id, _task.c.name, _task.c.process,
+                     _task.c.group_name)
+_NOW = bindparam("p_now", type_=UTCDateTime())
+
+_START_JOB = (update(_job).where(_job.c.id == bindparam("p_job"),
+                                 _job.c.status == JobStatus.WAITING.value)
+              .values(status=JobStatus.EXECUTING.value, started_at=_NOW).returning(_job.c.id))
+_START_ROOTS = (update(_task).where(_task.c.job_id == bindparam("p_job"),
+                                    _task.c.status == TaskStatus.WAITING.value,
+                                    _task.c.n_conditions == 0)
+                .values(status=TaskStatus.READY.value, ready_at=_NOW)
+                .returning(*_DISPATCH_COLUMNS))
+_CLAIM = (update(_task).where(_task.c.id == bindparam("p_task"),
+                              _task.c.job_id == bindparam("p_job"),
+                              _task.c.status == TaskStatus.READY.value)
+          .values(status=TaskStatus.EXECUTING.value, attempts=_task.c.attempts + 1)
+          .returning(_task.c.name, _task.c.process, _task.c.kwargs, _task.c.company,
+                     _task.c.run_as, _task.c.attempts))
+_RECORD_ATTEMPT = (update(_attempt).where(_attempt.c.task_id == bindparam("p_task"),
+                                          _attempt.c.number == bindparam("p_number"),
+                                          _attempt.c.outcome == Outcome.RUNNING.value)
+                   .values(outcome=bindparam("p_outcome"), ended_at=_NOW,
+                           error=bindparam("p_error"))
+                   .returning(_attempt.c.id))
+_RETRY = (update(_task).where(_task.c.id == bindparam("p_task"),
+                              _task.c.status == TaskStatus.EXECUTING.value,
+                              _task.c.attempts <= _task.c.retries)
+          .values(status=TaskStatus.READY.value, ready_at=_NOW).returning(*_DISPATCH_COLUMNS))
+_FINISH = (update(_task).where(_task.c.id == bindparam("p_task"),
+                               _task.c.status == TaskStatus.EXECUTING.value)
+           .values(status=bindparam("p_status"))
+           .returning(_task.c.job_id, _task.c.name, _task.c.ignore_failure,
+                      _task.c.dependents))
+_SETTLE = (update(_job).where(_job.c.id == bindparam("p_job"))
+           .values(remaining=_job.c.remaining - bindparam("p_finished"),
+                   failed=_job.c.failed + bindparam("p_failed"))
+           .returning(_job.c.remaining, _job.c.failed))
+_END_JOB = (update(_job).where(_job.c.id == bindparam("p_job"),
+                               _job.c.status == JobStatus.EXECUTING.value)
+            .values(status=bindparam("p_status"), ended_at=_NOW))
+
+
+def _decide_statement() -> Any:
+    """One more condition outcome applied to a waiting task, deciding it in the same row.
+
+    The rules of :func:`graph.decide`, written over the *new* counters (SET
+    expressions read the old row): ``all`` is ready when every condition holds
+    and not_run as soon as one cannot; ``any`` is ready as soon as one holds and
+    not_run when none can. A task that is no longer waiting is left alone.
+    """
+    met = _task.c.met + bindparam("p_held", type_=Integer())
+    unmet = _task.c.unmet + bindparam("p_unheld", type_=Integer())
+    is_all = _task.c.condition_type == ConditionType.ALL.value
+    ready = or_(and_(is_all, met == _task.c.n_conditions), and_(not_(is_all), met > 0))
+    never = or_(and_(is_all, unmet > 0), and_(not_(is_all), unmet == _task.c.n_conditions))
+    return (update(_task).where(_task.c.id == bindparam("p_task"),
+                                _task.c.status == TaskStatus.WAITING.value)
+            .values(met=met, unmet=unmet,
+                    status=case((ready, TaskStatus.READY.value),
+                                (never, TaskStatus.NOT_RUN.value), else_=_task.c.status),
+                    ready_at=case((ready, _NOW), else_=_task.c.ready_at),
+                    reason=case((never, bindparam("p_reason")), else_=_task.c.reason))
+            .returning(_task.c.status, _task.c.condition_type, _task.c.dependents,
+                       *_DISPATCH_COLUMNS))
+
+
+_DECIDE = _decide_statement()
 
 
 def start_job(session: Session, job_id: int) -> list[Dispatch]:
     """Move a waiting job to executing and make its unconditioned tasks ready."""
-    now = clock.now()
-    started = session.execute(
-        update(Job).where(Job.id == job_id, Job.status == JobStatus.WAITING)
-        .values(status=JobStatus.EXECUTING, started_at=now).returning(Job.id)
-    ).first()
-    if started is None:
+    conn = session.connection()
+    params = {"p_job": job_id, "p_now": clock.now()}
+    if conn.execute(_START_JOB, params).first() is None:
         return []
-    rows = session.execute(
-        update(Task).where(Task.job_id == job_id, Task.status == TaskStatus.WAITING,
-                           Task.n_conditions == 0)
-        .values(status=TaskStatus.READY, ready_at=now).returning(*_DISPATCH_COLUMNS)
-    ).all()
-    return [Dispatch(*row) for row in rows]
+    return [Dispatch(*row) for row in conn.execute(_START_ROOTS, params)]
 
 
 def claim(session: Session, task_id: int, job_id: int, server: str) -> Claim | None:
     """Atomically take a ready task for ``server``; None if it is not ready any more."""
-    row = session.execute(
-        update(Task).where(Task.id == task_id, Task.job_id == job_id,
-                           Task.status == TaskStatus.READY)
-        .values(status=TaskStatus.EXECUTING, attempts=Task.attempts + 1)
-        .returning(Task.name, Task.process, Task.kwargs, Task.company, Task.attempts)
-    ).first()
+    conn = session.connection()
+    row = conn.execute(_CLAIM, {"p_task": task_id, "p_job": job_id}).first()
     if row is None:
         return None
-    name, process, kwargs, company, attempt = row
-    user = session.execute(select(Job.created_by).where(Job.id == job_id)).scalar_one()
-    session.add(Attempt(task_id=task_id, number=attempt, server=server, company=company,
-                        user=user, started_at=clock.now(), outcome=Outcome.RUNNING))
+    name, process, kwargs, company, user, attempt = row
+    conn.execute(insert(_attempt), {
+        "task_id": task_id, "number": attempt, "server": server, "company": company,
+        "user": user, "started_at": clock.now(), "outcome": Outcome.RUNNING.value})
     return Claim(task_id, job_id, name, process, dict(kwargs or {}), company, user, attempt)
 
 
@@ -94,103 +157,80 @@ def record_outcome(session: Session, task_id: int, attempt: int, outcome: Outcom
     A failed attempt with retries left makes the task ready again. Recording
     the same attempt twice changes nothing and dispatches nothing.
     """
+    conn = session.connection()
     now = clock.now()
-    recorded = session.execute(
-        update(Attempt).where(Attempt.task_id == task_id, Attempt.number == attempt,
-                              Attempt.outcome == Outcome.RUNNING)
-        .values(outcome=outcome, ended_at=now, error=error).returning(Attempt.id)
-    ).first()
+    recorded = conn.execute(_RECORD_ATTEMPT, {"p_task": task_id, "p_number": attempt,
+                                              "p_outcome": outcome.value, "p_error": error,
+                                              "p_now": now}).first()
     if recorded is None:
         return []
     if outcome is Outcome.ERROR:
-        retry = session.execute(
-            update(Task).where(Task.id == task_id, Task.status == TaskStatus.EXECUTING,
-                               Task.attempts <= Task.retries)
-            .values(status=TaskStatus.READY, ready_at=now).returning(*_DISPATCH_COLUMNS)
-        ).first()
+        retry = conn.execute(_RETRY, {"p_task": task_id, "p_now": now}).first()
         if retry is not None:
             return [Dispatch(*retry)]
     final = TaskStatus.ENDED if outcome is Outcome.ENDED else TaskStatus.ERROR
-    row = session.execute(
-        update(Task).where(Task.id == task_id, Task.status == TaskStatus.EXECUTING)
-        .values(status=final).returning(Task.job_id, Task.name, Task.ignore_failure)
-    ).first()
+    row = conn.execute(_FINISH, {"p_task": task_id, "p_status": final.value}).first()
     if row is None:
         return []
-    job_id, name, ignore_failure = row
+    job_id, name, ignore_failure, dependents = row
     failed = 1 if final is TaskStatus.ERROR and not ignore_failure else 0
-    return _propagate(session, job_id, task_id, name, final, failed, now)
+    return _propagate(session, job_id, name, final, dependents, failed, now)
 
 
-def _propagate(session: Session, job_id: int, task_id: int, name: str, status: TaskStatus,
-               failed: int, now: datetime) -> list[Dispatch]:
-    """Decide the dependents of a finished task, cascading ``not_run``; settle the job."""
+def _propagate(session: Session, job_id: int, name: str, status: TaskStatus,
+               dependents: list[Any], failed: int, now: datetime) -> list[Dispatch]:
+    """Decide the dependents of a finished task, cascading ``not_run``; settle the job.
+
+    One statement per dependent (:data:`_DECIDE`); the dependents come from the
+    finished task's own row, so nothing else of the job is read.
+    """
+    conn = session.connection()
     dispatches: list[Dispatch] = []
     finished = 1
-    pending: deque[tuple[int, str, TaskStatus]] = deque([(task_id, name, status)])
+    pending: deque[tuple[str, TaskStatus, list[Any]]] = deque([(name, status, dependents)])
     while pending:
-        parent_id, parent_name, parent_status = pending.popleft()
-        conditions = session.execute(
-            select(Condition.task_id, Condition.expected).where(Condition.parent_id == parent_id)
-        ).all()
-        for child_id, expected in conditions:
+        parent_name, parent_status, children = pending.popleft()
+        for child_id, expected in children or ():
             held = holds(expected, parent_status)
-            child = session.execute(
-                update(Task).where(Task.id == child_id)
-                .values(met=Task.met + int(held), unmet=Task.unmet + int(not held))
-                .returning(Task.status, Task.condition_type, Task.n_conditions, Task.met,
-                           Task.unmet, *_DISPATCH_COLUMNS)
-            ).one()
-            if child.status != TaskStatus.WAITING:
+            child = conn.execute(_DECIDE, {
+                "p_task": child_id, "p_held": int(held), "p_unheld": int(not held),
+                "p_reason": unmet_reason(parent_name, parent_status, expected), "p_now": now,
+            }).first()
+            if child is None:
                 continue
-            decision = decide(child.condition_type, child.n_conditions, child.met, child.unmet)
-            if decision is Decision.READY:
-                ready = session.execute(
-                    update(Task).where(Task.id == child_id, Task.status == TaskStatus.WAITING)
-                    .values(status=TaskStatus.READY, ready_at=now).returning(*_DISPATCH_COLUMNS)
-                ).first()
-                if ready is not None:
-                    dispatches.append(Dispatch(*ready))
-            elif decision is Decision.NOT_RUN:
-                reason = _not_run_reason(session, child_id, child.condition_type, parent_name,
-                                         parent_status, expected)
-                skipped = session.execute(
-                    update(Task).where(Task.id == child_id, Task.status == TaskStatus.WAITING)
-                    .values(status=TaskStatus.NOT_RUN, reason=reason).returning(Task.id)
-                ).first()
-                if skipped is not None:
-                    finished += 1
-                    pending.append((child_id, child.name, TaskStatus.NOT_RUN))
+            if child.status == TaskStatus.READY:
+                dispatches.append(Dispatch(child.id, child.job_id, child.name, child.process,
+                                           child.group_name))
+            elif child.status == TaskStatus.NOT_RUN:
+                finished += 1
+                if child.condition_type == ConditionType.ANY:
+                    _explain_any(session, child_id)
+                pending.append((child.name, TaskStatus.NOT_RUN, child.dependents))
     _settle_job(session, job_id, finished, failed, now)
     return dispatches
 
 
-def _not_run_reason(session: Session, task_id: int, condition_type: str, parent_name: str,
-                    parent_status: TaskStatus, expected: str) -> str:
-    if condition_type == "all":
-        return unmet_reason(parent_name, parent_status, expected)
-    # any: none can hold; name them all (this reads the task's own conditions only)
+def _explain_any(session: Session, task_id: int) -> None:
+    """An ``any`` task became not_run: its reason names every condition (its own rows)."""
+    parent = aliased(Task)
     rows = session.execute(
-        select(Task.name, Task.status, Condition.expected)
-        .join(Condition, Condition.parent_id == Task.id).where(Condition.task_id == task_id)
+        select(parent.name, parent.status, Condition.expected)
+        .join(Condition, Condition.parent_id == parent.id).where(Condition.task_id == task_id)
         .order_by(Condition.id)
     ).all()
     parts = [f"{n!r} is {s}, needs {e}" for n, s, e in rows]
-    return "no condition can hold any more: " + "; ".join(parts)
+    session.connection().execute(update(_task).where(_task.c.id == task_id).values(
+        reason="no condition can hold any more: " + "; ".join(parts)))
 
 
 def _settle_job(session: Session, job_id: int, finished: int, failed: int, now: datetime) -> None:
     """Count finished tasks on the job row; the last one decides the job's status."""
-    remaining, total_failed = session.execute(
-        update(Job).where(Job.id == job_id)
-        .values(remaining=Job.remaining - finished, failed=Job.failed + failed)
-        .returning(Job.remaining, Job.failed)
-    ).one()
+    conn = session.connection()
+    remaining, total_failed = conn.execute(_SETTLE, {"p_job": job_id, "p_finished": finished,
+                                                     "p_failed": failed}).one()
     if remaining <= 0:
-        session.execute(
-            update(Job).where(Job.id == job_id, Job.status == JobStatus.EXECUTING)
-            .values(status=job_outcome(total_failed), ended_at=now)
-        )
+        conn.execute(_END_JOB, {"p_job": job_id, "p_status": job_outcome(total_failed).value,
+                                "p_now": now})
 
 
 def due_jobs(session: Session, limit: int = 100) -> list[int]:
@@ -207,10 +247,11 @@ def stale_ready(session: Session, older_than: timedelta, *, group: str,
     is renewed so that only one caller republishes each."""
     now = clock.now()
     cutoff = now - older_than
-    stale = (Task.status == TaskStatus.READY, Task.ready_at < cutoff, Task.group_name == group)
-    rows = session.execute(
-        update(Task).where(Task.id.in_(select(Task.id).where(*stale).limit(limit)
-                                       .scalar_subquery()), *stale)
+    stale = (_task.c.status == TaskStatus.READY.value, _task.c.ready_at < cutoff,
+             _task.c.group_name == group)
+    rows = session.connection().execute(
+        update(_task).where(_task.c.id.in_(select(_task.c.id).where(*stale).limit(limit)
+                                           .scalar_subquery()), *stale)
         .values(ready_at=now).returning(*_DISPATCH_COLUMNS)
     ).all()
     return [Dispatch(*row) for row in rows]

@@ -120,7 +120,8 @@ class Task(Base):
     """A batch task: one process run for one company in one batch group.
 
     ``met``/``unmet`` count the conditions that hold / can no longer hold, so a
-    parent's completion decides each dependent from that dependent's row alone.
+    parent's completion decides each dependent from that dependent's row alone;
+    ``dependents`` lists those rows, so the completion needs no other lookup.
     """
 
     __tablename__ = "tasks"
@@ -142,6 +143,11 @@ class Task(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     reason: Mapped[str | None] = mapped_column(Text)
     ready_at: Mapped[datetime | None]
+    #: The job's user, copied here so a claim reads one row.
+    run_as: Mapped[str] = mapped_column(String(200))
+    #: ``[[child_task_id, expected], ...]``: the conditions on this task, copied from
+    #: ``conditions`` at submit so a completion finds its dependents in its own row.
+    dependents: Mapped[list[Any]] = mapped_column(default=list)
 
     __table_args__ = (
         UniqueConstraint("job_id", "name", name="uq_tasks_job_id_name"),

@@ -114,6 +114,15 @@ def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
     return value
 
 
+_ENV_KEYS = ("BATCHJOBS_HOME", "BATCHJOBS_DATABASE_URL", "BATCHJOBS_BROKER_URL",
+             "BATCHJOBS_IMPORTS", "BATCHJOBS_REPUBLISH_AFTER", "BATCHJOBS_SERVER_TIMEOUT")
+_cache: dict[tuple[str | None, ...], Settings] = {}
+
+
 def get_settings() -> Settings:
-    """The settings of this process, read from the environment each call (cheap)."""
-    return Settings.from_env()
+    """The settings of this process; read again whenever the environment changed."""
+    key = (os.getcwd(), *(os.environ.get(k) for k in _ENV_KEYS))
+    settings = _cache.get(key)
+    if settings is None:
+        settings = _cache[key] = Settings.from_env()
+    return settings

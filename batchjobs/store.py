@@ -76,7 +76,9 @@ def _create_engine(settings: Settings) -> Engine:
             engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
             _configure_sqlite(engine)
         else:
-            engine = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+            # No pre-ping: it costs a round trip per transaction on the hot path; a dropped
+            # connection fails one transaction, which the caller retries.
+            engine = create_engine(url, pool_size=5, max_overflow=10, pool_recycle=3600)
     except Exception as exc:  # noqa: BLE001 - SQLAlchemy raises several kinds here
         raise ConfigError(f"cannot use BATCHJOBS_DATABASE_URL {settings.safe_database_url()}: "
                           f"{exc}", name="BATCHJOBS_DATABASE_URL") from None
@@ -114,6 +116,25 @@ def read_session(settings: Settings | None = None) -> Iterator[Session]:
     finally:
         session.rollback()
         session.close()
+
+
+def allocate_ids(session: Session, table: str, count: int) -> list[int]:
+    """Reserve ``count`` primary keys of ``table`` inside the session's transaction, so
+    rows that point at each other can be inserted in one batch each.
+
+    PostgreSQL draws them from the table's sequence; SQLite takes the ids after the
+    current maximum, safe because ``BEGIN IMMEDIATE`` holds the only write lock.
+    """
+    if count == 0:
+        return []
+    bind = session.get_bind()
+    if bind.dialect.name == "postgresql":
+        rows = session.execute(text(
+            f"SELECT nextval(pg_get_serial_sequence('{table}', 'id')) "
+            "FROM generate_series(1, :n)"), {"n": count}).scalars()
+        return sorted(rows)
+    start = session.execute(text(f"SELECT COALESCE(MAX(id), 0) FROM {table}")).scalar_one()
+    return list(range(start + 1, start + 1 + count))
 
 
 def reset_engines() -> None:

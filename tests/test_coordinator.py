@@ -1,0 +1,142 @@
+"""The coordinator on a real (SQLite) database, without brokers or workers."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from batchjobs import JobSpec, clock, store
+from batchjobs.api import status, submit
+from batchjobs.coordinator import claim, record_outcome, start_job
+from batchjobs.graph import Decision, decide
+from batchjobs.models import Job, Task
+from batchjobs.settings import Settings
+from batchjobs.status import Outcome
+
+
+@pytest.fixture
+def settings(tmp_path) -> Settings:
+    return Settings(database_url=f"sqlite:///{tmp_path / 'c.db'}", broker_url="embedded://",
+                    home=tmp_path)
+
+
+def held_job(settings: Settings, job: JobSpec) -> tuple[int, dict[str, int]]:
+    """Store ``job`` without publishing anything (it starts in the future), then start it."""
+    job.run_at = clock.now() + timedelta(days=1)
+    job_id = submit(job, settings=settings)
+    with store.transaction(settings) as session:
+        start_job(session, job_id)
+        ids = dict(session.execute(select(Task.name, Task.id).where(Task.job_id == job_id)).all())
+    return job_id, ids
+
+
+def run_task(settings: Settings, job_id: int, task_id: int, outcome: Outcome) -> list[str]:
+    with store.transaction(settings) as session:
+        claimed = claim(session, task_id, job_id, "S")
+        assert claimed is not None
+    with store.transaction(settings) as session:
+        return [d.name for d in record_outcome(session, task_id, claimed.attempt, outcome, None)]
+
+
+# Every counter state of a still-waiting task that one more parent outcome can change.
+COMBOS = [(kind, n, met, unmet) for kind in ("all", "any") for n in (1, 2, 3)
+          for met, unmet in itertools.product(range(4), range(4))
+          if met + unmet < n and decide(kind, n, met, unmet) is Decision.WAIT]
+
+
+@pytest.mark.parametrize("kind,n,met,unmet", COMBOS)
+@pytest.mark.parametrize("held", [True, False])
+def test_sql_decision_matches_the_graph_rules(settings, kind, n, met, unmet, held):
+    job = JobSpec("rules")
+    parents = [job.add_task(f"p{i}", "batchjobs.examples.noop") for i in range(n)]
+    job.add_task("child", "batchjobs.examples.noop", condition=kind,
+                 depends_on=[(p, "ended") for p in parents])
+    job_id, ids = held_job(settings, job)
+    outcomes = [Outcome.ENDED] * met + [Outcome.ERROR] * unmet
+    for parent, outcome in zip(parents, outcomes, strict=False):
+        run_task(settings, job_id, ids[parent.name], outcome)
+    last = parents[met + unmet]
+    run_task(settings, job_id, ids[last.name], Outcome.ENDED if held else Outcome.ERROR)
+    after = decide(kind, n, met + held, unmet + (not held))
+    child = {t["name"]: t for t in status(job_id, settings=settings)["tasks"]}["child"]
+    assert child["status"] == {Decision.WAIT: "waiting", Decision.READY: "ready",
+                               Decision.NOT_RUN: "not_run"}[after]
+
+
+def test_a_decided_task_is_not_changed_by_a_later_parent(settings):
+    job = JobSpec("decided")
+    a = job.add_task("A", "batchjobs.examples.noop")
+    b = job.add_task("B", "batchjobs.examples.noop")
+    job.add_task("C", "batchjobs.examples.noop", condition="any",
+                 depends_on=[(a, "ended"), (b, "ended")])
+    job_id, ids = held_job(settings, job)
+    assert run_task(settings, job_id, ids["A"], Outcome.ENDED) == ["C"]
+    assert run_task(settings, job_id, ids["B"], Outcome.ERROR) == []
+    child = {t["name"]: t for t in status(job_id, settings=settings)["tasks"]}["C"]
+    assert (child["status"], child["reason"]) == ("ready", None)
+
+
+def test_second_claim_of_the_same_task_gets_nothing(settings):
+    job = JobSpec("claim")
+    job.add_task("A", "batchjobs.examples.noop")
+    job_id, ids = held_job(settings, job)
+    with store.transaction(settings) as session:
+        assert claim(session, ids["A"], job_id, "S1") is not None
+    with store.transaction(settings) as session:
+        assert claim(session, ids["A"], job_id, "S2") is None
+    assert status(job_id, settings=settings)["tasks"][0]["server"] == "S1"
+
+
+def test_claim_with_the_wrong_job_id_gets_nothing(settings):
+    job = JobSpec("claim")
+    job.add_task("A", "batchjobs.examples.noop")
+    job_id, ids = held_job(settings, job)
+    with store.transaction(settings) as session:
+        assert claim(session, ids["A"], job_id + 1000, "S1") is None
+
+
+def test_recording_an_outcome_twice_changes_nothing(settings):
+    job = JobSpec("twice")
+    a = job.add_task("A", "batchjobs.examples.noop")
+    job.add_task("B", "batchjobs.examples.noop", depends_on=[a])
+    job_id, ids = held_job(settings, job)
+    with store.transaction(settings) as session:
+        claimed = claim(session, ids["A"], job_id, "S")
+    with store.transaction(settings) as session:
+        first = record_outcome(session, ids["A"], claimed.attempt, Outcome.ENDED)
+    with store.transaction(settings) as session:
+        second = record_outcome(session, ids["A"], claimed.attempt, Outcome.ERROR, "late")
+    assert [d.name for d in first] == ["B"] and second == []
+    with store.read_session(settings) as session:
+        job_row = session.get(Job, job_id)
+        assert (job_row.remaining, job_row.failed) == (1, 0)
+        b = session.execute(select(Task).where(Task.id == ids["B"])).scalar_one()
+        assert (b.status, b.met, b.unmet) == ("ready", 1, 0)
+
+
+def test_not_run_cascades_with_reasons_and_settles_the_job(settings):
+    job = JobSpec("cascade")
+    a = job.add_task("A", "batchjobs.examples.noop")
+    b = job.add_task("B", "batchjobs.examples.noop", depends_on=[(a, "error")])
+    job.add_task("C", "batchjobs.examples.noop", depends_on=[(b, "finished")])
+    job_id, ids = held_job(settings, job)
+    assert run_task(settings, job_id, ids["A"], Outcome.ENDED) == []
+    result = status(job_id, settings=settings)
+    tasks = {t["name"]: t for t in result["tasks"]}
+    assert [tasks[n]["status"] for n in "ABC"] == ["ended", "not_run", "not_run"]
+    assert "'A'" in tasks["B"]["reason"] and "'B'" in tasks["C"]["reason"]
+    assert result["status"] == "ended"
+
+
+def test_retry_makes_the_task_ready_again_until_retries_are_used(settings):
+    job = JobSpec("retry")
+    job.add_task("A", "batchjobs.examples.noop", retries=1)
+    job_id, ids = held_job(settings, job)
+    assert run_task(settings, job_id, ids["A"], Outcome.ERROR) == ["A"]
+    assert run_task(settings, job_id, ids["A"], Outcome.ERROR) == []
+    result = status(job_id, settings=settings)
+    assert (result["status"], result["tasks"][0]["status"], result["tasks"][0]["attempts"]) == (
+        "error", "error", 2)

@@ -10,7 +10,10 @@ from typing import Any, TypeVar
 
 import click
 
-from ..errors import BatchJobsError, DefinitionError, JobNotFound
+from sqlalchemy.exc import OperationalError
+
+from ..errors import BatchJobsError, ConfigError, DefinitionError, JobNotFound
+from ..settings import get_settings
 
 #: Exit codes of every command.
 EXIT_OK = 0
@@ -34,9 +37,14 @@ def reports_errors(fn: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except (DefinitionError, JobNotFound) as exc:
+        except (DefinitionError, JobNotFound, ConfigError) as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(EXIT_INVALID)
+        except OperationalError as exc:
+            reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
+            click.echo(f"error: database {get_settings().safe_database_url()} refused: {reason}",
+                       err=True)
+            sys.exit(EXIT_FAILED)
         except BatchJobsError as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(EXIT_FAILED)

@@ -23,6 +23,7 @@ from .errors import (
     DependencyCycle,
     DispatchError,
     DuplicateTask,
+    InvalidSchedule,
     InvalidValue,
     JobNotFound,
     MalformedDefinition,
@@ -48,7 +49,7 @@ __all__ = [
     # errors
     "BatchJobsError", "DefinitionError", "MalformedDefinition", "UnknownProcess",
     "UnknownGroup", "DuplicateTask", "UnknownDependency", "DependencyCycle", "InvalidValue",
-    "StoreError", "JobNotFound", "DispatchError", "TaskFailed", "ConfigError",
+    "StoreError", "JobNotFound", "DispatchError", "TaskFailed", "ConfigError", "InvalidSchedule",
     # configuration
     "Settings",
 ]

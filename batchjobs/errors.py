@@ -18,6 +18,7 @@ what was wrong without parsing messages::
     ├── DispatchError            a ready task could not be handed to the broker
     ├── TaskFailed               a task's process failed (Celery and Flower show FAILURE)
     └── ConfigError              a setting is missing or malformed
+        └── InvalidSchedule      a server's schedule or time zone is malformed
 """
 
 from __future__ import annotations
@@ -120,3 +121,14 @@ class ConfigError(BatchJobsError):
     def __init__(self, message: str, *, name: str | None = None) -> None:
         self.name = name
         super().__init__(message)
+
+
+class InvalidSchedule(ConfigError):
+    """Raised when a server schedule or time zone is malformed; ``value`` is the culprit
+    (a window such as ``"25:00-07:00=2"`` or a zone name)."""
+
+    def __init__(self, message: str, *, field: str = "schedule", value: object = None) -> None:
+        self.field = field
+        self.value = value
+        super().__init__(f"{field} {value!r}: {message}" if value is not None else message,
+                         name=field)

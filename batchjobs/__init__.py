@@ -25,8 +25,11 @@ from .errors import (
     DuplicateTask,
     InvalidSchedule,
     InvalidValue,
+    GroupNotFound,
+    InUse,
     JobNotFound,
     MalformedDefinition,
+    ServerNotFound,
     StoreError,
     TaskFailed,
     UnknownDependency,
@@ -49,7 +52,7 @@ __all__ = [
     # errors
     "BatchJobsError", "DefinitionError", "MalformedDefinition", "UnknownProcess",
     "UnknownGroup", "DuplicateTask", "UnknownDependency", "DependencyCycle", "InvalidValue",
-    "StoreError", "JobNotFound", "DispatchError", "TaskFailed", "ConfigError", "InvalidSchedule",
+    "StoreError", "JobNotFound", "ServerNotFound", "GroupNotFound", "InUse", "DispatchError", "TaskFailed", "ConfigError", "InvalidSchedule",
     # configuration
     "Settings",
 ]

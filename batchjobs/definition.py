@@ -220,15 +220,26 @@ def load_job_file(path: str | Path) -> JobSpec:
     except OSError as exc:
         raise MalformedDefinition(f"cannot read {path}: {exc.strerror}", field="file",
                                   value=str(path)) from None
+    except UnicodeDecodeError as exc:
+        raise MalformedDefinition(f"{path} is not UTF-8 text (byte {exc.start})", field="file",
+                                  value=str(path)) from None
+    is_json = path.suffix.lower() == ".json"
     try:
-        if path.suffix.lower() == ".json":
-            data = json.loads(text)
-        else:
-            data = yaml.safe_load(text)
-    except (json.JSONDecodeError, yaml.YAMLError) as exc:
-        raise MalformedDefinition(f"{path} is not valid {'JSON' if path.suffix == '.json' else 'YAML'}: "
-                                  f"{exc}", field="file", value=str(path)) from None
+        data = json.loads(text) if is_json else yaml.safe_load(text)
+    except json.JSONDecodeError as exc:
+        raise MalformedDefinition(f"{path} is not valid JSON: {exc.msg} at line {exc.lineno} "
+                                  f"column {exc.colno}", field="file", value=str(path)) from None
+    except yaml.YAMLError as exc:
+        raise MalformedDefinition(f"{path} is not valid YAML: {_yaml_problem(exc)}",
+                                  field="file", value=str(path)) from None
     return job_from_dict(data)
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """PyYAML's error in one line: the problem and where it is."""
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    mark = getattr(exc, "problem_mark", None)
+    return f"{problem} at line {mark.line + 1} column {mark.column + 1}" if mark else problem
 
 
 def job_from_dict(data: Any) -> JobSpec:
@@ -250,11 +261,13 @@ def job_from_dict(data: Any) -> JobSpec:
             raise InvalidValue(f"task #{index + 1} needs a non-empty name", field="name",
                                value=name)
         _no_unknown_keys(item, TASK_KEYS, name)
-        deps = item.get("depends_on") or []
+        deps = item.get("depends_on")
+        deps = [] if deps is None else deps
         if not isinstance(deps, list):
             raise MalformedDefinition("'depends_on' must be a list", task=name,
                                       field="depends_on", value=deps)
-        kwargs = item.get("kwargs") or {}
+        kwargs = item.get("kwargs")
+        kwargs = {} if kwargs is None else kwargs
         if not isinstance(kwargs, Mapping):
             raise InvalidValue("kwargs must be a mapping", task=name, field="kwargs", value=kwargs)
         task = job.add_task(name, item.get("process"), kwargs=kwargs,
@@ -301,10 +314,11 @@ def _run_at(value: Any) -> datetime | None:
 
 
 def _no_unknown_keys(data: Mapping[str, Any], allowed: frozenset[str], task: str | None) -> None:
-    unknown = sorted(str(k) for k in data if k not in allowed)
+    unknown = [k for k in data if not isinstance(k, str) or k not in allowed]
     if unknown:
-        raise MalformedDefinition(f"unknown key {unknown[0]!r} (allowed: {', '.join(sorted(allowed))})",
-                                  task=task, field=unknown[0], value=data[unknown[0]])
+        key = unknown[0]
+        raise MalformedDefinition(f"unknown key {str(key)!r} (allowed: {', '.join(sorted(allowed))})",
+                                  task=task, field=str(key), value=data[key])
 
 
 def _check_task_fields(task: TaskSpec) -> None:

@@ -14,7 +14,10 @@ what was wrong without parsing messages::
     │   ├── DependencyCycle      conditions form a cycle
     │   └── InvalidValue         a field holds a bad word or value
     ├── StoreError               the database refused or lacks something
-    │   └── JobNotFound          no job with that id
+    │   ├── JobNotFound          no job with that id
+    │   ├── ServerNotFound       no batch server with that name
+    │   ├── GroupNotFound        no batch group with that name
+    │   └── InUse                a group or server cannot go while something uses it
     ├── DispatchError            a ready task could not be handed to the broker
     ├── TaskFailed               a task's process failed (Celery and Flower show FAILURE)
     └── ConfigError              a setting is missing or malformed
@@ -94,6 +97,33 @@ class JobNotFound(StoreError):
     def __init__(self, job_id: object) -> None:
         self.job_id = job_id
         super().__init__(f"no job with id {job_id!r}")
+
+
+class ServerNotFound(StoreError):
+    """Raised when no batch server has the given name."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(f"no batch server named {name!r}")
+
+
+class GroupNotFound(StoreError):
+    """Raised when no batch group has the given name."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(f"no batch group named {name!r} (create it with: batchjobs group add "
+                         f"{name})")
+
+
+class InUse(StoreError):
+    """Raised when a group or server is removed while something still uses it; ``users``
+    names what does."""
+
+    def __init__(self, what: str, name: str, users: list[str]) -> None:
+        self.name = name
+        self.users = users
+        super().__init__(f"{what} {name!r} is in use by {', '.join(users)}")
 
 
 # -- dispatch / run / config -------------------------------------------------

@@ -131,7 +131,9 @@ class Task(Base):
     name: Mapped[str] = mapped_column(String(200))
     process: Mapped[str] = mapped_column(String(300))
     kwargs: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    group_name: Mapped[str] = mapped_column(ForeignKey("batch_groups.name"))
+    #: Checked against batch_groups at submit; no foreign key, so a group can be removed
+    #: once no unfinished task uses it while finished tasks keep its name.
+    group_name: Mapped[str] = mapped_column(String(100))
     company: Mapped[str | None] = mapped_column(String(100))
     retries: Mapped[int] = mapped_column(Integer, default=0)
     ignore_failure: Mapped[bool] = mapped_column(default=False)

@@ -10,12 +10,13 @@ name must then be in the registry.
 from __future__ import annotations
 
 import importlib
+import re
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from .errors import DefinitionError, UnknownProcess
+from .errors import InvalidValue, UnknownProcess
 
 
 @dataclass(frozen=True)
@@ -51,8 +52,8 @@ class Process:
         try:
             self.signature().bind(**kwargs)
         except TypeError as exc:
-            raise DefinitionError(f"process {self.name} does not accept these kwargs: {exc}",
-                                  task=task, field="kwargs", value=kwargs) from None
+            raise InvalidValue(f"process {self.name} does not accept these kwargs: {exc}",
+                               task=task, field="kwargs", value=kwargs) from None
 
     def run(self, ctx: ProcessContext, kwargs: dict[str, Any]) -> Any:
         if self.is_class:
@@ -67,6 +68,7 @@ class Process:
 
 
 _registry: dict[str, Process] = {}
+_DOTTED = re.compile(r"\A[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+\Z")
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -94,10 +96,12 @@ def batchable(target: F | None = None, *, name: str | None = None, client: bool 
 
 def get_process(name: str, *, task: str | None = None) -> Process:
     """The registered process called ``name``; raises :class:`UnknownProcess` otherwise."""
-    if not isinstance(name, str) or not name:
-        raise UnknownProcess("process must be a dotted name", task=task, field="process",
-                             value=name)
-    process = _registry.get(name)
+    process = _registry.get(name) if isinstance(name, str) else None
+    if process is not None:
+        return process
+    if not isinstance(name, str) or not _DOTTED.match(name):
+        raise UnknownProcess(f"{name!r} is not a dotted name such as myapp.jobs.report",
+                             task=task, field="process", value=name)
     if process is None:
         module_name = name.rpartition(".")[0]
         while module_name and process is None:

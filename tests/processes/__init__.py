@@ -1,0 +1,1 @@
+"""Sample batchable processes used by the tests (importable as ``tests.processes.*``)."""

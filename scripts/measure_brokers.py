@@ -404,6 +404,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ready-timeout", type=float, default=30.0)
     args = parser.parse_args(argv)
 
+    import batchjobs.broker
+
+    batchjobs.broker.register()  # embedded:// for this (publishing) process too
     bench = Bench(args)
 
     def _terminate(signum: int, _frame: Any) -> None:

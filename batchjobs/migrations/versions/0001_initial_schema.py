@@ -82,7 +82,6 @@ def upgrade() -> None:
     sa.Column('ready_at', batchjobs.models.UTCDateTime(timezone=True), nullable=True),
     sa.Column('run_as', sa.String(length=200), nullable=False),
     sa.Column('dependents', sa.JSON(), nullable=False),
-    sa.ForeignKeyConstraint(['group_name'], ['batch_groups.name'], name=op.f('fk_tasks_group_name_batch_groups')),
     sa.ForeignKeyConstraint(['job_id'], ['jobs.id'], name=op.f('fk_tasks_job_id_jobs'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_tasks')),
     sa.UniqueConstraint('job_id', 'name', name='uq_tasks_job_id_name')

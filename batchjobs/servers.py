@@ -1,180 +1,207 @@
-"""Batch servers: the records of Celery workers, and what runs inside each one.
+"""Batch servers as records, managed from one place.
 
-A worker started by ``batchjobs worker`` or by plain ``celery -A batchjobs.app
-worker -n NAME@%h -Q batch.default`` registers itself here when it is ready
-(name, groups from its ``batch.*`` queues, threads), and keeps a housekeeping
-thread that beats its heartbeat, starts jobs whose start time has come, and
-republishes ready tasks whose message was lost.
+A record holds what a server serves (groups), its all-day ``threads``, and an
+optional schedule of windows in its time zone. ``batchjobs server set`` edits
+records from any machine with the database URL; a running worker reads its own
+record every half second (:mod:`batchjobs.controller`) and follows it.
 """
 
 from __future__ import annotations
 
-import logging
-import threading
 from collections.abc import Sequence
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
-from celery import signals
-from sqlalchemy import select
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
-from . import clock, queues, store
-from .coordinator import due_jobs, lost_attempts, record_outcome, stale_ready, start_job
-from .models import BatchGroup, BatchServer, ServerGroup, Task
-from .runner import server_name
-from .settings import HOUSEKEEPING_INTERVAL, get_settings
-from .status import Outcome, TaskStatus
+from . import clock, store
+from .errors import InUse, InvalidValue, ServerNotFound, UnknownGroup
+from .groups import check_name, existing_groups
+from .models import Attempt, BatchGroup, BatchServer, ServerGroup
+from .schedule import (
+    Window,
+    parse_schedule,
+    parse_timezone,
+    threads_at,
+    windows_from_json,
+    windows_to_json,
+)
+from .settings import DEFAULT_GROUP, Settings
+from .status import Outcome
 
-log = logging.getLogger(__name__)
-
-#: Seconds between heartbeats (and checks for lost messages).
+#: Seconds between heartbeats of a running server.
 HEARTBEAT_INTERVAL = 2.0
+#: A server is live while its last heartbeat is at most this old.
+LIVE_WITHIN = timedelta(seconds=3 * HEARTBEAT_INTERVAL)
+#: Most threads a server may have (each is a process).
+MAX_THREADS = 256
 
 
-def worker_argv(name: str, groups: Sequence[str], threads: int,
-                extra: Sequence[str] = ()) -> list[str]:
-    """The ``celery worker`` arguments of a batch server: one prefork process per thread."""
-    return [
-        "worker", "--hostname", f"{name}@%h",
-        "--queues", ",".join(queues.queue_name(g) for g in groups),
-        "--concurrency", str(threads), "--pool", "prefork", "--task-events",
-        "--prefetch-multiplier", "1", "--without-mingle", "--without-gossip",
-        "--loglevel", "INFO", *extra,
-    ]
+@dataclass(frozen=True)
+class ServerConfig:
+    """What a server should do, as its record says."""
+
+    name: str
+    groups: tuple[str, ...]
+    threads: int
+    timezone: str
+    windows: tuple[Window, ...]
+
+    def threads_at(self, instant: datetime) -> int:
+        """Threads the schedule allows at ``instant`` (``threads`` all day without one)."""
+        return threads_at(self.windows, ZoneInfo(self.timezone), instant, default=self.threads)
+
+    @property
+    def most_threads(self) -> int:
+        """The largest thread count the record can ask for: the pool size to start with."""
+        return max([self.threads, *(w.threads for w in self.windows)])
 
 
-def register_server(name: str, groups: Sequence[str], threads: int) -> None:
-    """Create or update the server's record; groups it names are created if new."""
-    now = clock.now()
-    with store.transaction() as session:
-        for group in groups:
-            if session.get(BatchGroup, group) is None:
-                session.add(BatchGroup(name=group, description="", created_at=now))
-        session.flush()
+def _config(server: BatchServer) -> ServerConfig:
+    return ServerConfig(name=server.name, groups=tuple(g.group_name for g in server.groups),
+                        threads=server.threads, timezone=server.timezone,
+                        windows=windows_from_json(server.schedule or []))
+
+
+def check_threads(threads: int) -> int:
+    if isinstance(threads, bool) or not isinstance(threads, int) or not 0 <= threads <= MAX_THREADS:
+        raise InvalidValue(f"threads must be a whole number from 0 to {MAX_THREADS}",
+                           field="threads", value=threads)
+    return threads
+
+
+def get_server(name: str, *, settings: Settings | None = None) -> ServerConfig:
+    with store.read_session(settings) as session:
         server = session.get(BatchServer, name)
         if server is None:
-            server = BatchServer(name=name, threads=threads, timezone="UTC", schedule=[],
-                                 created_at=now)
+            raise ServerNotFound(name)
+        return _config(server)
+
+
+def set_server(name: str, *, groups: Sequence[str] | None = None, threads: int | None = None,
+               schedule: str | None = None, timezone: str | None = None,
+               settings: Settings | None = None) -> ServerConfig:
+    """Create or update a server record; only the given fields change.
+
+    Groups must exist (``batchjobs group add``); a new server defaults to the
+    ``default`` group, 1 thread, no schedule, UTC. Everything is checked before
+    anything is written.
+    """
+    check_name(name)
+    windows = parse_schedule(schedule) if schedule is not None else None
+    zone = parse_timezone(timezone).key if timezone is not None else None
+    if threads is not None:
+        check_threads(threads)
+    wanted = None
+    if groups is not None:
+        wanted = sorted({check_name(g) for g in groups})
+        if not wanted:
+            raise InvalidValue("a server serves at least one group", field="groups", value="")
+    with store.transaction(settings) as session:
+        if wanted is not None:
+            missing = sorted(set(wanted) - existing_groups(session, wanted))
+            if missing:
+                raise UnknownGroup(f"batch group {missing[0]!r} does not exist (create it with: "
+                                   f"batchjobs group add {missing[0]})", field="groups",
+                                   value=missing[0])
+        server = session.get(BatchServer, name)
+        if server is None:
+            server = BatchServer(name=name, threads=1, timezone="UTC", schedule=[],
+                                 created_at=clock.now())
+            server.groups = [ServerGroup(server_name=name, group_name=DEFAULT_GROUP)]
             session.add(server)
-        server.threads = threads
+        if wanted is not None:
+            server.groups = [ServerGroup(server_name=name, group_name=g) for g in wanted]
+        if threads is not None:
+            server.threads = threads
+        if windows is not None:
+            server.schedule = windows_to_json(windows)
+        if zone is not None:
+            server.timezone = zone
+        session.flush()
+        return _config(server)
+
+
+def register_worker(name: str, groups: Sequence[str], threads: int,
+                    *, settings: Settings | None = None) -> ServerConfig:
+    """A worker starts: its record if it has one, else a new record from the worker's own
+    groups and threads (groups it names are created: starting a worker is how a host
+    joins)."""
+    now = clock.now()
+    with store.transaction(settings) as session:
+        server = session.get(BatchServer, name)
+        if server is None:
+            for group in sorted(set(groups) - existing_groups(session, list(groups))):
+                session.add(BatchGroup(name=check_name(group), description="", created_at=now))
+            session.flush()
+            server = BatchServer(name=name, threads=check_threads(threads), timezone="UTC",
+                                 schedule=[], created_at=now)
+            server.groups = [ServerGroup(server_name=name, group_name=g)
+                             for g in sorted(set(groups))]
+            session.add(server)
         server.heartbeat_at = now
-        server.groups = [ServerGroup(server_name=name, group_name=g) for g in sorted(set(groups))]
+        session.flush()
+        return _config(server)
 
 
-def beat(name: str) -> None:
-    with store.transaction() as session:
+def beat(name: str, *, alive: bool = True, settings: Settings | None = None) -> None:
+    """Record a heartbeat (or, at shutdown, that the server is gone)."""
+    with store.transaction(settings) as session:
         server = session.get(BatchServer, name)
         if server is not None:
-            server.heartbeat_at = clock.now()
+            server.heartbeat_at = clock.now() if alive else None
 
 
-class Housekeeper(threading.Thread):
-    """Background duties of a batch server's main process (never of its task threads)."""
-
-    def __init__(self, name: str, app: Any) -> None:
-        super().__init__(name=f"batchjobs-housekeeper-{name}", daemon=True)
-        self.server = name
-        self.app = app
-        self.stopping = threading.Event()
-        self._last_beat = 0.0
-
-    def run(self) -> None:
-        while not self.stopping.wait(HOUSEKEEPING_INTERVAL):
-            try:
-                self.tick()
-            except Exception:  # noqa: BLE001 - keep the thread alive; the next tick retries
-                log.exception("housekeeping failed")
-
-    def tick(self) -> None:
-        self.start_due_jobs()
-        if clock.now().timestamp() - self._last_beat >= HEARTBEAT_INTERVAL:
-            self._last_beat = clock.now().timestamp()
-            beat(self.server)
-            self.fail_lost_attempts()
-            self.republish_lost()
-
-    def start_due_jobs(self) -> None:
-        with store.read_session() as session:
-            due = due_jobs(session)
-        for job_id in due:
-            with store.transaction() as session:
-                dispatches = start_job(session, job_id)
-            queues.publish(dispatches)
-
-    def fail_lost_attempts(self) -> None:
-        """Attempts on a server that stopped beating end ``error`` (retried if retries are
-        left), so a crash never leaves a task executing forever."""
-        timeout = get_settings().server_timeout
-        with store.read_session() as session:
-            lost = lost_attempts(session, dead_before=clock.now() - timedelta(seconds=timeout))
-        self._fail(lost, f"stopped (no heartbeat for {timeout:g}s)")
-
-    def fail_own_attempts(self) -> None:
-        """At start, attempts still running under this server's name died with its previous
-        process."""
-        with store.read_session() as session:
-            lost = lost_attempts(session, server=self.server)
-        self._fail(lost, "restarted while the task was executing")
-
-    def _fail(self, lost: list[tuple[int, int, str]], what: str) -> None:
-        for task_id, number, server in lost:
-            error = f"batch server {server} {what}"
-            with store.transaction() as session:
-                dispatches = record_outcome(session, task_id, number, Outcome.ERROR, error)
-            log.warning("task %s attempt %s lost with server %s", task_id, number, server)
-            queues.publish(dispatches)
-
-    def republish_lost(self) -> None:
-        """Republish ready tasks whose message is gone (their queue is empty)."""
-        after = timedelta(seconds=get_settings().republish_after)
-        cutoff = clock.now() - after
-        with store.read_session() as session:
-            groups = set(session.execute(
-                select(Task.group_name).where(Task.status == TaskStatus.READY,
-                                              Task.ready_at < cutoff).distinct()
-            ).scalars())
-        for group in groups:
-            if self.queue_length(queues.queue_name(group)) > 0:
-                continue
-            with store.transaction() as session:
-                lost = stale_ready(session, after, group=group)
-            if lost:
-                log.warning("republishing %d ready task(s) of group %s", len(lost), group)
-                queues.publish(lost)
-
-    def queue_length(self, queue: str) -> int:
-        with self.app.connection_for_read() as conn:
-            try:
-                return int(conn.default_channel.queue_declare(queue, passive=True).message_count)
-            except Exception:  # noqa: BLE001 - a queue never declared holds nothing
-                return 0
+def remove_server(name: str, *, settings: Settings | None = None) -> None:
+    """Remove a server's record; refused while it is live."""
+    with store.transaction(settings) as session:
+        server = session.get(BatchServer, name)
+        if server is None:
+            raise ServerNotFound(name)
+        if _live(server, clock.now()):
+            raise InUse("batch server", name, ["its running worker (stop it first)"])
+        session.delete(server)
 
 
-_housekeepers: list[Housekeeper] = []
+def list_servers(*, settings: Settings | None = None) -> list[dict[str, Any]]:
+    """Every server: record, ``live``, ``threads_now`` and ``running`` (tasks executing)."""
+    now = clock.now()
+    with store.read_session(settings) as session:
+        servers = session.execute(select(BatchServer).order_by(BatchServer.name)).scalars().all()
+        running = _running(session)
+        return [_view(s, now, running.get(s.name, 0)) for s in servers]
 
 
-@signals.worker_ready.connect
-def _on_worker_ready(sender: Any = None, **_: Any) -> None:
-    consumer = sender
-    name = server_name(consumer.hostname)
-    groups = sorted(g for q in consumer.app.amqp.queues.consume_from
-                    if (g := queues.group_of_queue(q)) is not None)
-    threads = int(consumer.pool.num_processes if hasattr(consumer.pool, "num_processes")
-                  else consumer.app.conf.worker_concurrency or 1)
-    register_server(name, groups, threads)
-    keeper = Housekeeper(name, consumer.app)
-    keeper.fail_own_attempts()
-    keeper.start()
-    _housekeepers.append(keeper)
-    log.info("batch server %s ready: groups %s, %d thread(s)", name, ",".join(groups), threads)
+def show_server(name: str, *, settings: Settings | None = None) -> dict[str, Any]:
+    now = clock.now()
+    with store.read_session(settings) as session:
+        server = session.get(BatchServer, name)
+        if server is None:
+            raise ServerNotFound(name)
+        return _view(server, now, _running(session, name).get(name, 0))
 
 
-@signals.worker_shutdown.connect
-def _on_worker_shutdown(**_: Any) -> None:
-    for keeper in _housekeepers:
-        keeper.stopping.set()
+def _running(session: Session, name: str | None = None) -> dict[str, int]:
+    query = (select(Attempt.server, func.count()).where(Attempt.outcome == Outcome.RUNNING)
+             .group_by(Attempt.server))
+    if name is not None:
+        query = query.where(Attempt.server == name)
+    return dict(session.execute(query).all())  # type: ignore[arg-type]
 
 
-@signals.worker_process_init.connect
-def _on_worker_process_init(**_: Any) -> None:
-    store.reset_engines()
+def _live(server: BatchServer, now: datetime) -> bool:
+    return server.heartbeat_at is not None and now - server.heartbeat_at <= LIVE_WITHIN
+
+
+def _view(server: BatchServer, now: datetime, running: int) -> dict[str, Any]:
+    config = _config(server)
+    return {
+        "name": server.name, "groups": list(config.groups), "threads": server.threads,
+        "timezone": server.timezone, "schedule": windows_to_json(config.windows),
+        "live": _live(server, now), "threads_now": config.threads_at(now), "running": running,
+        "heartbeat_at": server.heartbeat_at.isoformat().replace("+00:00", "Z")
+        if server.heartbeat_at else None,
+    }

@@ -22,6 +22,12 @@ Candidates: kombu ``filesystem://`` (polling 0.005 s and 0.01 s), our
 SQLAlchemy transport on SQLite (polling 0.005 s) and ``redis://127.0.0.1``
 db 13 as a reference.  Only ``batchjobs.broker`` is imported from batchjobs.
 
+kombu's SQLAlchemy transport passes every ``broker_transport_options`` key to
+``sqlalchemy.create_engine()``, so ``{"polling_interval": 0.005}`` there fails
+with a TypeError; the app therefore sets
+``kombu.transport.sqlalchemy.Transport.polling_interval`` instead (the default
+would be 1 s, which makes every full-prefetch pause last a second).
+
 Usage::
 
     python scripts/measure_brokers.py [--tasks 2000] [--hops 100] [--json]
@@ -60,6 +66,13 @@ import batchjobs.broker
 batchjobs.broker.register()  # only to make embedded:// resolvable
 
 from celery import Celery
+
+if os.environ.get("BENCH_SQLA_POLLING"):
+    # kombu's SQLAlchemy transport hands every broker_transport_option to
+    # create_engine(), so polling_interval cannot go there: set the class default.
+    from kombu.transport import sqlalchemy as _sqla
+
+    _sqla.Transport.polling_interval = float(os.environ["BENCH_SQLA_POLLING"])
 
 RESULTS = os.environ["BENCH_RESULTS"]
 TMP = os.path.join(RESULTS, "_tmp")
@@ -112,6 +125,8 @@ class Candidate:
     name: str
     url: str
     options: dict[str, Any] = field(default_factory=dict)
+    #: polling interval set on kombu's sqlalchemy Transport class (see APP_SOURCE)
+    sqla_polling: float | None = None
 
 
 @dataclass
@@ -167,8 +182,10 @@ class Bench:
             Candidate("filesystem-0.005", "filesystem://", fs_options("fs005", 0.005)),
             Candidate("filesystem-0.01", "filesystem://", fs_options("fs010", 0.01)),
             Candidate("embedded-0.005", "embedded://", fs_options("embedded", 0.005, tmp=True)),
-            Candidate("sqla-sqlite-0.005", f"sqla+sqlite:///{sqla_dir / 'broker.db'}",
-                      {"polling_interval": 0.005}),
+            # broker_transport_options={"polling_interval": ...} makes kombu's sqla
+            # transport fail (TypeError from create_engine), hence sqla_polling.
+            Candidate("sqla-sqlite-0.005", f"sqla+sqlite:///{sqla_dir / 'broker.db'}", {},
+                      sqla_polling=0.005),
             Candidate("redis", REDIS_URL, {}),
         ]
         if self.args.only:
@@ -186,6 +203,9 @@ class Bench:
         env["BENCH_BROKER_URL"] = cand.url
         env["BENCH_TRANSPORT_OPTIONS"] = json.dumps(cand.options)
         env["BENCH_RESULTS"] = str(results)
+        env.pop("BENCH_SQLA_POLLING", None)
+        if cand.sqla_polling is not None:
+            env["BENCH_SQLA_POLLING"] = str(cand.sqla_polling)
         return env
 
     def start_worker(self, cand: Candidate, results: Path, log: Path) -> subprocess.Popen:

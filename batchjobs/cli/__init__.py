@@ -21,7 +21,7 @@ def cli() -> None:
     """
 
 
-for command in (*jobs.COMMANDS, servers.worker, db.db, groups.group, demo.demo):
+for command in (*jobs.COMMANDS, servers.worker, servers.server, db.db, groups.group, demo.demo):
     cli.add_command(command)
 
 

@@ -12,7 +12,15 @@ import click
 
 from sqlalchemy.exc import OperationalError
 
-from ..errors import BatchJobsError, ConfigError, DefinitionError, JobNotFound
+from ..errors import (
+    BatchJobsError,
+    ConfigError,
+    DefinitionError,
+    GroupNotFound,
+    InUse,
+    JobNotFound,
+    ServerNotFound,
+)
 from ..settings import get_settings
 
 #: Exit codes of every command.
@@ -37,7 +45,8 @@ def reports_errors(fn: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except (DefinitionError, JobNotFound, ConfigError) as exc:
+        except (DefinitionError, JobNotFound, ServerNotFound, GroupNotFound, InUse,
+                ConfigError) as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(EXIT_INVALID)
         except OperationalError as exc:

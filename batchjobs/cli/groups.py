@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import click
-from sqlalchemy import select
 
-from .. import clock, store
-from ..models import BatchGroup
+from .. import groups
 from .common import echo_json, json_option, reports_errors
 
 
@@ -20,26 +18,34 @@ def group() -> None:
 @click.option("--description", default="", help="What the group is for.")
 @reports_errors
 def add(name: str, description: str) -> None:
-    """Create batch group NAME (or update its description)."""
-    with store.transaction() as session:
-        existing = session.get(BatchGroup, name)
-        if existing is None:
-            session.add(BatchGroup(name=name, description=description, created_at=clock.now()))
-        else:
-            existing.description = description
-    click.echo(name)
+    """Create batch group NAME (or update its description).
+
+    \b
+    Example:
+      batchjobs group add BG1 --description "month-end posting"
+    """
+    created = groups.add_group(name, description=description)
+    click.echo(f"{'created' if created else 'updated'} {name}")
 
 
 @group.command(name="list")
 @json_option
 @reports_errors
 def list_groups(as_json: bool) -> None:
-    """List batch groups."""
-    with store.read_session() as session:
-        rows = [{"name": g.name, "description": g.description}
-                for g in session.execute(select(BatchGroup).order_by(BatchGroup.name)).scalars()]
+    """List batch groups with their servers and unfinished tasks."""
+    rows = groups.list_groups()
     if as_json:
         echo_json(rows)
-    else:
-        for row in rows:
-            click.echo(f"{row['name']:<20} {row['description']}")
+        return
+    for row in rows:
+        click.echo(f"{row['name']:<20} servers: {','.join(row['servers']) or '-':<24} "
+                   f"unfinished tasks: {row['unfinished_tasks']:<6} {row['description']}")
+
+
+@group.command()
+@click.argument("name")
+@reports_errors
+def remove(name: str) -> None:
+    """Remove batch group NAME (refused while a server or an unfinished task uses it)."""
+    groups.remove_group(name)
+    click.echo(f"removed {name}")

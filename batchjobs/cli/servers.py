@@ -1,26 +1,38 @@
-"""``batchjobs worker``: run this machine as a batch server (a Celery worker)."""
+"""``batchjobs worker`` (run a batch server here) and ``batchjobs server`` (manage records)."""
 
 from __future__ import annotations
 
 import click
+from click.core import ParameterSource
 
+from .. import servers
+from ..errors import ServerNotFound
 from ..settings import DEFAULT_GROUP
-from .common import reports_errors
+from .common import echo_json, json_option, reports_errors
+
+
+def _split(groups: str | None) -> list[str] | None:
+    if groups is None:
+        return None
+    return [g.strip() for g in groups.split(",") if g.strip()]
 
 
 @click.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
 @click.option("--server", "name", required=True, envvar="BATCHJOBS_SERVER",
               help="Name of this batch server (recorded on every attempt).")
 @click.option("--groups", default=DEFAULT_GROUP, show_default=True, envvar="BATCHJOBS_GROUPS",
-              help="Comma-separated batch groups this server serves.")
+              help="Groups of a NEW server (an existing server's record wins).")
 @click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True,
-              envvar="BATCHJOBS_THREADS", help="Tasks run at the same time.")
+              envvar="BATCHJOBS_THREADS", help="Threads of a NEW server.")
 @click.pass_context
 @reports_errors
 def worker(ctx: click.Context, name: str, groups: str, threads: int) -> None:
-    """Start batch server NAME: consume the queues of its groups, THREADS tasks at a time.
+    """Start batch server NAME: consume its groups' queues, its threads at a time.
 
-    Options it does not know are passed on to `celery worker`.
+    A server with a record (`batchjobs server set`) takes its groups, threads and
+    schedule from it and follows changes to it while running; --groups and
+    --threads register a server that has no record yet. Options it does not know
+    are passed on to `celery worker`.
 
     \b
     Examples:
@@ -28,9 +40,104 @@ def worker(ctx: click.Context, name: str, groups: str, threads: int) -> None:
       batchjobs worker --server Batch2 --loglevel WARNING
     """
     from ..app import app
-    from ..servers import worker_argv
+    from ..worker import worker_argv
 
-    group_list = [g.strip() for g in groups.split(",") if g.strip()]
-    if not group_list:
-        raise click.BadParameter("at least one group", param_hint="--groups")
-    app.worker_main(argv=worker_argv(name, group_list, threads, ctx.args))
+    try:
+        config = servers.get_server(name)
+    except ServerNotFound:
+        group_list = _split(groups) or []
+        if not group_list:
+            raise click.BadParameter("at least one group", param_hint="--groups") from None
+        processes = threads
+    else:
+        given = [p for p in ("groups", "threads")
+                 if ctx.get_parameter_source(p) is ParameterSource.COMMANDLINE]
+        if given:
+            click.echo(f"server {name} has a record: its groups and threads come from it "
+                       f"(--{' and --'.join(given)} ignored; change it with batchjobs server "
+                       "set)", err=True)
+        group_list = list(config.groups)
+        processes = config.most_threads
+    app.worker_main(argv=worker_argv(name, group_list, processes, ctx.args))
+
+
+@click.group()
+def server() -> None:
+    """Batch servers, managed from one place."""
+
+
+@server.command(name="set")
+@click.argument("name")
+@click.option("--groups", default=None, help="Comma-separated groups it serves (replaces).")
+@click.option("--threads", type=int, default=None, help="Threads all day (no schedule).")
+@click.option("--schedule", default=None,
+              help='Threads by time of day, e.g. "08:00-18:00=2,18:00-07:30=20" ("" clears).')
+@click.option("--timezone", default=None, help="Time zone of the schedule, e.g. Europe/Oslo.")
+@json_option
+@reports_errors
+def set_server(name: str, groups: str | None, threads: int | None, schedule: str | None,
+               timezone: str | None, as_json: bool) -> None:
+    """Create or update batch server NAME; a running server follows within seconds.
+
+    \b
+    Examples:
+      batchjobs server set AOS2 --groups BG1,default --threads 4
+      batchjobs server set AOS1 --schedule "08:00-18:00=2,18:00-07:30=20" --timezone Europe/Oslo
+    """
+    servers.set_server(name, groups=_split(groups), threads=threads, schedule=schedule,
+                       timezone=timezone)
+    _show(name, as_json)
+
+
+@server.command(name="list")
+@json_option
+@reports_errors
+def list_servers(as_json: bool) -> None:
+    """List servers: groups, threads, schedule, live, threads now, tasks running."""
+    rows = servers.list_servers()
+    if as_json:
+        echo_json(rows)
+        return
+    click.echo(f"{'server':<16} {'live':<5} {'now':>4} {'run':>4}  {'threads':>7}  {'zone':<16} "
+               "groups / schedule")
+    for r in rows:
+        click.echo(f"{r['name']:<16} {'yes' if r['live'] else 'no':<5} {r['threads_now']:>4} "
+                   f"{r['running']:>4}  {r['threads']:>7}  {r['timezone']:<16} "
+                   f"{','.join(r['groups'])}  {_schedule_text(r['schedule'])}")
+
+
+@server.command(name="show")
+@click.argument("name")
+@json_option
+@reports_errors
+def show_server(name: str, as_json: bool) -> None:
+    """Show one server."""
+    _show(name, as_json)
+
+
+@server.command(name="remove")
+@click.argument("name")
+@reports_errors
+def remove_server(name: str) -> None:
+    """Remove a server's record (refused while it runs)."""
+    servers.remove_server(name)
+    click.echo(f"removed {name}")
+
+
+def _show(name: str, as_json: bool) -> None:
+    row = servers.show_server(name)
+    if as_json:
+        echo_json(row)
+        return
+    for key in ("name", "groups", "threads", "timezone", "schedule", "live", "threads_now",
+                "running", "heartbeat_at"):
+        value = row[key]
+        if key == "groups":
+            value = ",".join(value)
+        elif key == "schedule":
+            value = _schedule_text(value) or "(none: threads all day)"
+        click.echo(f"{key:<13} {value}")
+
+
+def _schedule_text(windows: list[dict]) -> str:
+    return ",".join(f"{w['start']}-{w['end']}={w['threads']}" for w in windows)

@@ -1,0 +1,108 @@
+"""The schedule controller: a running batch server follows its record.
+
+Every half second the server's housekeeper asks :class:`Controller` to compare
+what the record wants now (its groups, and the threads its schedule allows at
+this instant in its time zone) with what the worker applies. On a difference
+it sends the worker's own consumer the ``batchjobs_apply`` remote-control
+command, so the change is made in the consumer's thread:
+
+* threads: the consumer's prefetch count. With late acknowledgement and a
+  prefetch of one per thread, the prefetch count is exactly how many tasks
+  run at once. Lowering it lets running tasks finish and takes no new one
+  until fewer than the new limit run; raising it takes more at once. The
+  prefork pool is started at the largest count the record can ask for, and
+  grown only if the record later asks for more.
+* 0 threads (outside every window): the group queues are cancelled, so the
+  server fetches nothing (a prefetch count of 0 would mean "unlimited").
+* groups: queues added or cancelled (``batch.<group>``).
+
+A worker never holds a task it does not run (prefetch = threads), so a closed
+window strands nothing: waiting tasks stay in the queue for other servers.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from . import clock, queues
+from .errors import ConfigError, ServerNotFound
+from .servers import get_server
+
+log = logging.getLogger(__name__)
+
+#: Name of the remote-control command that applies a state inside a worker.
+APPLY_COMMAND = "batchjobs_apply"
+#: Environment variable shifting the clock the schedule is read with (seconds; tests).
+OFFSET_VARIABLE = "BATCHJOBS_SCHEDULE_OFFSET"
+
+State = tuple[tuple[str, ...], int]
+
+
+def schedule_clock() -> Callable[[], datetime]:
+    """``clock.now`` shifted by ``BATCHJOBS_SCHEDULE_OFFSET`` seconds, so a test can put a
+    server a few seconds before a window boundary without changing any other time."""
+    raw = os.environ.get(OFFSET_VARIABLE)
+    if not raw:
+        return clock.now
+    try:
+        offset = timedelta(seconds=float(raw))
+    except ValueError:
+        raise ConfigError(f"{OFFSET_VARIABLE} must be a number of seconds, not {raw!r}",
+                          name=OFFSET_VARIABLE) from None
+    return lambda: clock.now() + offset
+
+
+def apply(consumer: Any, groups: tuple[str, ...], threads: int) -> State:
+    """Make the consumer serve ``groups`` with ``threads`` tasks at once (consumer thread)."""
+    wanted = {queues.queue_name(g) for g in groups} if threads > 0 else set()
+    consuming = {q.name for q in consumer.task_consumer.queues}
+    for queue in sorted(wanted - consuming):
+        consumer.add_task_queue(queue)
+    for queue in sorted(consuming - wanted):
+        if queues.group_of_queue(queue) is not None:
+            consumer.cancel_task_queue(queue)
+    if threads > 0:
+        missing = threads - consumer.pool.num_processes
+        if missing > 0:
+            log.info("growing the pool by %d process(es)", missing)
+            consumer.pool.grow(missing)
+        consumer.initial_prefetch_count = threads
+        consumer.qos.set(threads)
+    log.info("serving %s with %d thread(s)", ",".join(groups) if threads else "nothing", threads)
+    return tuple(sorted(groups)), threads
+
+
+class Controller:
+    """Compares a server's record with what its worker applies, and closes the gap."""
+
+    def __init__(self, name: str, hostname: str, app: Any, applied: State) -> None:
+        self.name = name
+        self.hostname = hostname
+        self.app = app
+        self.applied = applied
+        self.now = schedule_clock()
+
+    def desired(self) -> State:
+        config = get_server(self.name)
+        return tuple(sorted(config.groups)), config.threads_at(self.now())
+
+    def tick(self) -> None:
+        try:
+            wanted = self.desired()
+        except ServerNotFound:
+            return  # record removed while running: keep what is applied
+        if wanted == self.applied:
+            return
+        replies = self.app.control.broadcast(
+            APPLY_COMMAND, arguments={"groups": list(wanted[0]), "threads": wanted[1]},
+            destination=[self.hostname], reply=True, timeout=3.0)
+        for reply in replies or []:
+            answer = reply.get(self.hostname)
+            if answer and "error" not in answer:
+                self.applied = (tuple(answer["groups"]), int(answer["threads"]))
+                return
+        log.warning("server %s did not confirm %s; retrying", self.name, wanted)

@@ -1,0 +1,177 @@
+"""What runs inside a batch server besides its tasks: registration, the
+housekeeper thread and the controller's remote-control command.
+
+A worker started by ``batchjobs worker`` or by plain ``celery -A batchjobs.app
+worker -n NAME@%h -Q batch.default`` registers itself when it is ready (a
+new server's record is made from its queues and concurrency; an existing
+record wins), applies what its record wants now, and keeps a housekeeping
+thread that beats its heartbeat, follows its record (:mod:`controller`),
+starts jobs whose start time has come, fails the attempts of dead servers and
+republishes ready tasks whose message was lost.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+from celery import signals
+from celery.worker.control import control_command
+from sqlalchemy import select
+
+from . import clock, queues, store
+from .controller import APPLY_COMMAND, Controller, apply, schedule_clock
+from .coordinator import due_jobs, lost_attempts, record_outcome, stale_ready, start_job
+from .models import Task
+from .runner import server_name
+from .servers import HEARTBEAT_INTERVAL, beat, register_worker
+from .settings import HOUSEKEEPING_INTERVAL, get_settings
+from .status import Outcome, TaskStatus
+
+log = logging.getLogger(__name__)
+
+
+def worker_argv(name: str, groups: Sequence[str], processes: int,
+                extra: Sequence[str] = ()) -> list[str]:
+    """The ``celery worker`` arguments of a batch server: a prefork pool of ``processes``,
+    one per thread at most, prefetch one per thread, task events on."""
+    return [
+        "worker", "--hostname", f"{name}@%h",
+        "--queues", ",".join(queues.queue_name(g) for g in groups),
+        "--concurrency", str(max(processes, 1)), "--pool", "prefork", "--task-events",
+        "--prefetch-multiplier", "1", "--without-mingle", "--without-gossip",
+        "--loglevel", "INFO", *extra,
+    ]
+
+
+@control_command(name=APPLY_COMMAND, args=[("groups", list), ("threads", int)],
+                 signature="<groups> <threads>")
+def batchjobs_apply(state: Any, groups: list[str] | None = None, threads: int = 0,
+                    **_: Any) -> dict[str, Any]:
+    """Serve these groups with this many threads (sent by the server's own controller)."""
+    applied_groups, applied_threads = apply(state.consumer, tuple(groups or ()), int(threads))
+    return {"groups": list(applied_groups), "threads": applied_threads}
+
+
+class Housekeeper(threading.Thread):
+    """Background duties of a batch server's main process (never of its task threads)."""
+
+    def __init__(self, name: str, app: Any, controller: Controller) -> None:
+        super().__init__(name=f"batchjobs-housekeeper-{name}", daemon=True)
+        self.server = name
+        self.app = app
+        self.controller = controller
+        self.stopping = threading.Event()
+        self._last_beat = 0.0
+
+    def run(self) -> None:
+        while not self.stopping.wait(HOUSEKEEPING_INTERVAL):
+            try:
+                self.tick()
+            except Exception:  # noqa: BLE001 - keep the thread alive; the next tick retries
+                log.exception("housekeeping failed")
+
+    def tick(self) -> None:
+        self.controller.tick()
+        self.start_due_jobs()
+        if clock.now().timestamp() - self._last_beat >= HEARTBEAT_INTERVAL:
+            self._last_beat = clock.now().timestamp()
+            beat(self.server)
+            self.fail_lost_attempts()
+            self.republish_lost()
+
+    def start_due_jobs(self) -> None:
+        with store.read_session() as session:
+            due = due_jobs(session)
+        for job_id in due:
+            with store.transaction() as session:
+                dispatches = start_job(session, job_id)
+            queues.publish(dispatches)
+
+    def fail_lost_attempts(self) -> None:
+        """Attempts on a server that stopped beating end ``error`` (retried if retries are
+        left), so a crash never leaves a task executing forever."""
+        timeout = get_settings().server_timeout
+        with store.read_session() as session:
+            lost = lost_attempts(session, dead_before=clock.now() - timedelta(seconds=timeout))
+        self._fail(lost, f"stopped (no heartbeat for {timeout:g}s)")
+
+    def fail_own_attempts(self) -> None:
+        """At start, attempts still running under this server's name died with its previous
+        process."""
+        with store.read_session() as session:
+            lost = lost_attempts(session, server=self.server)
+        self._fail(lost, "restarted while the task was executing")
+
+    def _fail(self, lost: list[tuple[int, int, str]], what: str) -> None:
+        for task_id, number, server in lost:
+            error = f"batch server {server} {what}"
+            with store.transaction() as session:
+                dispatches = record_outcome(session, task_id, number, Outcome.ERROR, error)
+            log.warning("task %s attempt %s lost with server %s", task_id, number, server)
+            queues.publish(dispatches)
+
+    def republish_lost(self) -> None:
+        """Republish ready tasks whose message is gone (their queue is empty)."""
+        after = timedelta(seconds=get_settings().republish_after)
+        cutoff = clock.now() - after
+        with store.read_session() as session:
+            groups = set(session.execute(
+                select(Task.group_name).where(Task.status == TaskStatus.READY,
+                                              Task.ready_at < cutoff).distinct()
+            ).scalars())
+        for group in groups:
+            if self.queue_length(queues.queue_name(group)) > 0:
+                continue
+            with store.transaction() as session:
+                lost = stale_ready(session, after, group=group)
+            if lost:
+                log.warning("republishing %d ready task(s) of group %s", len(lost), group)
+                queues.publish(lost)
+
+    def queue_length(self, queue: str) -> int:
+        with self.app.connection_for_read() as conn:
+            try:
+                return int(conn.default_channel.queue_declare(queue, passive=True).message_count)
+            except Exception:  # noqa: BLE001 - a queue never declared holds nothing
+                return 0
+
+
+_housekeepers: list[Housekeeper] = []
+
+
+@signals.worker_ready.connect
+def _on_worker_ready(sender: Any = None, **_: Any) -> None:
+    """Register, apply the record's current state (before any task is fetched), start the
+    housekeeper. Runs in the consumer's thread."""
+    consumer = sender
+    name = server_name(consumer.hostname)
+    groups = sorted(g for q in consumer.app.amqp.queues.consume_from
+                    if (g := queues.group_of_queue(q)) is not None)
+    config = register_worker(name, groups, int(consumer.pool.num_processes))
+    applied = apply(consumer, tuple(sorted(config.groups)), config.threads_at(schedule_clock()()))
+    keeper = Housekeeper(name, consumer.app, Controller(name, consumer.hostname, consumer.app,
+                                                        applied))
+    keeper.fail_own_attempts()
+    keeper.start()
+    _housekeepers.append(keeper)
+    log.info("batch server %s ready: groups %s, %d thread(s) now, pool of %d", name,
+             ",".join(applied[0]), applied[1], consumer.pool.num_processes)
+
+
+@signals.worker_shutdown.connect
+def _on_worker_shutdown(**_: Any) -> None:
+    for keeper in _housekeepers:
+        keeper.stopping.set()
+        try:
+            beat(keeper.server, alive=False)
+        except Exception:  # noqa: BLE001 - shutting down; the heartbeat simply ages
+            log.exception("could not mark %s stopped", keeper.server)
+
+
+@signals.worker_process_init.connect
+def _on_worker_process_init(**_: Any) -> None:
+    store.reset_engines()

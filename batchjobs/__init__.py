@@ -10,7 +10,12 @@ from .definition import Dependency, JobSpec, TaskSpec, job_from_dict, load_job_f
 from .processes import ProcessContext, batchable
 
 # Operations
-from .api import attempts, list_jobs, status, submit, wait
+from .api import attempts, history, list_jobs, status, submit, wait
+from .lifecycle import cancel, hold, release, rerun
+from .alerts import list_alerts
+from .client import run_client
+from .recurrence import Recurrence
+from .users import add_user
 
 # Words
 from .status import Alert, ConditionType, Expected, JobStatus, TaskStatus
@@ -20,10 +25,13 @@ from .errors import (
     BatchJobsError,
     ConfigError,
     DefinitionError,
+    DeliveryError,
     DependencyCycle,
     DispatchError,
     DuplicateTask,
+    InvalidRecurrence,
     InvalidSchedule,
+    InvalidState,
     InvalidValue,
     GroupNotFound,
     InUse,
@@ -42,17 +50,20 @@ from .settings import Settings
 
 __all__ = [
     # defining jobs
-    "JobSpec", "TaskSpec", "Dependency", "load_job_file", "job_from_dict",
+    "JobSpec", "TaskSpec", "Dependency", "Recurrence", "load_job_file", "job_from_dict",
     # processes
     "batchable", "ProcessContext",
     # operations
-    "submit", "status", "wait", "list_jobs", "attempts",
+    "submit", "status", "wait", "list_jobs", "attempts", "history",
+    "hold", "release", "cancel", "rerun", "run_client", "list_alerts", "add_user",
     # words
     "Alert", "ConditionType", "Expected", "JobStatus", "TaskStatus",
     # errors
     "BatchJobsError", "DefinitionError", "MalformedDefinition", "UnknownProcess",
     "UnknownGroup", "DuplicateTask", "UnknownDependency", "DependencyCycle", "InvalidValue",
-    "StoreError", "JobNotFound", "ServerNotFound", "GroupNotFound", "InUse", "DispatchError", "TaskFailed", "ConfigError", "InvalidSchedule",
+    "InvalidRecurrence", "StoreError", "JobNotFound", "ServerNotFound", "GroupNotFound",
+    "InUse", "InvalidState", "DispatchError", "TaskFailed", "DeliveryError", "ConfigError",
+    "InvalidSchedule",
     # configuration
     "Settings",
 ]

@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import getpass
 import time
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import insert, select
 
-from . import clock, queues, store
+from . import clock, queues, runs, store
 from .coordinator import start_job
 from .definition import JobSpec
-from .errors import JobNotFound
+from .errors import InvalidRecurrence, JobNotFound
+from .processes import get_process
+from .recurrence import Recurrence, first_occurrence
 from .models import Attempt, BatchGroup, Condition, Job, Task
 from .settings import Settings
 from .status import JOB_FINAL, JobStatus, TaskStatus
@@ -45,13 +46,23 @@ def submit(job: JobSpec, *, user: str | None = None, hold: bool = False,
     with store.read_session(settings) as session:
         groups = set(session.execute(select(BatchGroup.name)).scalars())
     job.validate(groups=groups)
+    recurrence = job.recurrence if isinstance(job.recurrence, Recurrence) else None
+    run_at = job.run_at
+    if recurrence is not None:
+        run_at = first_occurrence(recurrence, run_at or now)
+        if run_at is None:
+            raise InvalidRecurrence("no occurrence before end_by", field="recurrence.end_by",
+                                    value=recurrence.to_json()["end_by"])
+    clients = {t.name: get_process(t.process, task=t.name).client for t in job.tasks}
     with store.transaction(settings) as session:
         status = JobStatus.HOLD if hold else JobStatus.WAITING
         job_id = session.execute(insert(Job).values(
             description=job.description, status=status, alert=job.alert.value,
-            company=job.company, created_by=user, created_at=now, run_at=job.run_at,
+            company=job.company, created_by=user, created_at=now, run_at=run_at,
             task_count=len(job.tasks), remaining=len(job.tasks), failed=0,
+            recurrence=recurrence.to_json() if recurrence else None, run_number=1,
         ).returning(Job.id)).scalar_one()
+        runs.new_run(session, job_id, 1, status=status, scheduled_at=run_at or now)
         ids = dict(zip((t.name for t in job.tasks),
                        store.allocate_ids(session, "tasks", len(job.tasks)), strict=True))
         dependents: dict[str, list[list[Any]]] = {t.name: [] for t in job.tasks}
@@ -61,21 +72,21 @@ def submit(job: JobSpec, *, user: str | None = None, hold: bool = False,
                 dependents[d.task].append([ids[t.name], d.status.value])
                 conditions.append({"task_id": ids[t.name], "parent_id": ids[d.task],
                                    "expected": d.status.value})
-        session.execute(insert(Task), [
+        store.bulk_insert(session, Task.__table__, [
             {"id": ids[t.name], "job_id": job_id, "name": t.name, "process": t.process,
              "kwargs": t.kwargs, "group_name": t.group,
              "company": t.company if t.company is not None else job.company,
              "retries": t.retries, "ignore_failure": t.ignore_failure,
-             "condition_type": t.condition.value,
-             "status": TaskStatus.HOLD if hold else TaskStatus.WAITING,
+             "condition_type": t.condition.value, "status": TaskStatus.WAITING,
              "n_conditions": len(t.depends_on), "met": 0, "unmet": 0, "attempts": 0,
+             "attempt_base": 0, "client": clients[t.name],
              "run_as": user, "dependents": dependents[t.name]}
             for t in job.tasks
         ])
         if conditions:
-            session.execute(insert(Condition), conditions)
+            store.bulk_insert(session, Condition.__table__, conditions)
         dispatches = []
-        if not hold and (job.run_at is None or job.run_at <= now):
+        if not hold and (run_at is None or run_at <= now):
             dispatches = start_job(session, job_id)
     queues.publish(dispatches)
     return job_id
@@ -97,9 +108,10 @@ def status(job_id: int, *, settings: Settings | None = None) -> dict[str, Any]:
             last[attempt.task_id] = attempt
         return {
             "id": job.id, "description": job.description, "status": job.status,
-            "created_by": job.created_by, "created_at": _iso(job.created_at),
-            "run_at": _iso(job.run_at), "started_at": _iso(job.started_at),
-            "ended_at": _iso(job.ended_at), "alert": job.alert, "company": job.company,
+            "created_by": job.created_by, "created_at": clock.iso(job.created_at),
+            "run_at": clock.iso(job.run_at), "started_at": clock.iso(job.started_at),
+            "ended_at": clock.iso(job.ended_at), "alert": job.alert, "company": job.company,
+            "run": job.run_number, "recurrence": job.recurrence,
             "tasks": [_task_status(t, last.get(t.id)) for t in tasks],
         }
 
@@ -109,10 +121,18 @@ def _task_status(task: Task, attempt: Attempt | None) -> dict[str, Any]:
         "name": task.name, "status": task.status, "group": task.group_name,
         "process": task.process, "company": task.company, "attempts": task.attempts,
         "server": attempt.server if attempt else None,
-        "started_at": _iso(attempt.started_at) if attempt else None,
-        "ended_at": _iso(attempt.ended_at) if attempt else None,
+        "started_at": clock.iso(attempt.started_at) if attempt else None,
+        "ended_at": clock.iso(attempt.ended_at) if attempt else None,
         "error": attempt.error if attempt else None, "reason": task.reason,
     }
+
+
+def history(job_id: int, *, settings: Settings | None = None) -> list[dict[str, Any]]:
+    """Every run of the job: number, kind, scheduled, start, end, status, skipped."""
+    with store.read_session(settings) as session:
+        if session.get(Job, job_id) is None:
+            raise JobNotFound(job_id)
+        return runs.history(session, job_id)
 
 
 def attempts(job_id: int, *, settings: Settings | None = None) -> list[dict[str, Any]]:
@@ -124,8 +144,9 @@ def attempts(job_id: int, *, settings: Settings | None = None) -> list[dict[str,
             select(Task.name, Attempt).join(Attempt, Attempt.task_id == Task.id)
             .where(Task.job_id == job_id).order_by(Attempt.started_at, Attempt.id)
         ).all()
-        return [{"task": name, "number": a.number, "server": a.server, "company": a.company,
-                 "user": a.user, "started_at": _iso(a.started_at), "ended_at": _iso(a.ended_at),
+        return [{"task": name, "number": a.number, "run": a.run, "server": a.server,
+                 "company": a.company,
+                 "user": a.user, "started_at": clock.iso(a.started_at), "ended_at": clock.iso(a.ended_at),
                  "outcome": a.outcome, "error": a.error} for name, a in rows]
 
 
@@ -134,7 +155,7 @@ def list_jobs(*, limit: int = 100, settings: Settings | None = None) -> list[dic
     with store.read_session(settings) as session:
         jobs = session.execute(select(Job).order_by(Job.id.desc()).limit(limit)).scalars()
         return [{"id": j.id, "description": j.description, "status": j.status,
-                 "created_by": j.created_by, "created_at": _iso(j.created_at)} for j in jobs]
+                 "created_by": j.created_by, "created_at": clock.iso(j.created_at)} for j in jobs]
 
 
 def job_status(job_id: int, *, settings: Settings | None = None) -> JobStatus:
@@ -157,6 +178,3 @@ def wait(job_id: int, *, timeout: float | None = None,
             return None
         time.sleep(WAIT_POLL_INTERVAL)
 
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value else None

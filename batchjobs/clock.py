@@ -22,3 +22,8 @@ def set_clock(fn: Callable[[], datetime] | None) -> None:
     """Replace the clock (``None`` restores the system clock)."""
     global _now
     _now = fn or _system_now
+
+
+def iso(value: datetime | None) -> str | None:
+    """An aware instant as ISO-8601 UTC with ``Z`` (what every JSON view prints)."""
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z") if value else None

@@ -30,7 +30,7 @@ from typing import Any
 
 from . import clock, queues
 from .errors import ConfigError, ServerNotFound
-from .servers import get_server
+from .servers import get_server, record_applied
 
 log = logging.getLogger(__name__)
 
@@ -70,10 +70,31 @@ def apply(consumer: Any, groups: tuple[str, ...], threads: int) -> State:
         if missing > 0:
             log.info("growing the pool by %d process(es)", missing)
             consumer.pool.grow(missing)
+            # billiard only counts the new processes; with an event loop its maintenance
+            # timer (every 5 s) would start them. Start them on the loop's next turn, not
+            # here: forking inside this remote-control handler breaks its reply.
+            maintain = getattr(getattr(consumer.pool, "_pool", None), "maintain_pool", None)
+            hub = getattr(consumer, "hub", None)
+            if maintain is not None and hub is not None:
+                hub.call_soon(maintain)
+        # Take only as many tasks as processes are up: a grown process needs seconds to
+        # start, and a task fetched for it meanwhile would wait while other servers have
+        # room. The controller raises the limit on a later tick.
+        threads = min(threads, _processes_up(consumer.pool))
         consumer.initial_prefetch_count = threads
-        consumer.qos.set(threads)
+        with consumer.qos._mutex:          # kombu's QoS.set() alone is undone by the loop's
+            consumer.qos.value = threads   # next update(), which re-applies ``value``
+        consumer.qos.update()
     log.info("serving %s with %d thread(s)", ",".join(groups) if threads else "nothing", threads)
     return tuple(sorted(groups)), threads
+
+
+def _processes_up(pool: Any) -> int:
+    """Pool processes ready for work (prefork: those that said UP and have an inqueue)."""
+    ready = getattr(getattr(pool, "_pool", None), "_fileno_to_inq", None)
+    if ready is None:
+        return int(pool.num_processes)
+    return max(min(len(ready), int(pool.num_processes)), 1)
 
 
 class Controller:
@@ -85,6 +106,23 @@ class Controller:
         self.app = app
         self.applied = applied
         self.now = schedule_clock()
+        self._connection: Any = None
+
+    def _broker(self) -> Any:
+        """The controller's own broker connection, outside every kombu pool.
+
+        A broadcast that waits for replies leaves a pooled Redis connection with a
+        BRPOP in flight; a pool process forked later (the pool grows) closes every
+        pooled connection after the fork and blocks forever reading that reply, so it
+        never reports UP. A connection of our own is not touched in the child."""
+        if self._connection is None:
+            self._connection = self.app.connection_for_write()
+        return self._connection
+
+    def close(self) -> None:
+        if self._connection is not None:
+            self._connection.release()
+            self._connection = None
 
     def desired(self) -> State:
         config = get_server(self.name)
@@ -97,12 +135,18 @@ class Controller:
             return  # record removed while running: keep what is applied
         if wanted == self.applied:
             return
-        replies = self.app.control.broadcast(
-            APPLY_COMMAND, arguments={"groups": list(wanted[0]), "threads": wanted[1]},
-            destination=[self.hostname], reply=True, timeout=3.0)
+        try:
+            replies = self.app.control.broadcast(
+                APPLY_COMMAND, arguments={"groups": list(wanted[0]), "threads": wanted[1]},
+                destination=[self.hostname], reply=True, timeout=3.0,
+                connection=self._broker())
+        except Exception:
+            self.close()   # a broken connection is replaced on the next tick
+            raise
         for reply in replies or []:
             answer = reply.get(self.hostname)
             if answer and "error" not in answer:
                 self.applied = (tuple(answer["groups"]), int(answer["threads"]))
+                record_applied(self.name, *self.applied)
                 return
         log.warning("server %s did not confirm %s; retrying", self.name, wanted)

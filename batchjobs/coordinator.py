@@ -16,10 +16,24 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Integer, and_, bindparam, case, insert, not_, or_, select, update
+from sqlalchemy import (
+    Connection,
+    Integer,
+    String,
+    and_,
+    bindparam,
+    case,
+    insert,
+    literal,
+    not_,
+    or_,
+    select,
+    true,
+    update,
+)
 from sqlalchemy.orm import Session, aliased
 
-from . import clock
+from . import clock, runs
 from .graph import holds, job_outcome, unmet_reason
 from .models import Attempt, BatchServer, Condition, Job, Task, UTCDateTime
 from .status import ConditionType, JobStatus, Outcome, TaskStatus
@@ -48,6 +62,8 @@ class Claim:
     company: str | None
     user: str
     attempt: int
+    #: Attempt number within the current run (``attempt`` counts across runs).
+    try_number: int = 1
 
 
 # -- prebuilt statements ------------------------------------------------------------
@@ -59,8 +75,10 @@ class Claim:
 _task = Task.__table__
 _attempt = Attempt.__table__
 _job = Job.__table__
+#: A dispatch's columns, then ``client``: a ready client task is not queued (it waits
+#: for ``batchjobs run-client``).
 _DISPATCH_COLUMNS = (_task.c.id, _task.c.job_id, _task.c.name, _task.c.process,
-                     _task.c.group_name)
+                     _task.c.group_name, _task.c.client)
 _NOW = bindparam("p_now", type_=UTCDateTime())
 
 _START_JOB = (update(_job).where(_job.c.id == bindparam("p_job"),
@@ -76,7 +94,33 @@ _CLAIM = (update(_task).where(_task.c.id == bindparam("p_task"),
                               _task.c.status == TaskStatus.READY.value)
           .values(status=TaskStatus.EXECUTING.value, attempts=_task.c.attempts + 1)
           .returning(_task.c.name, _task.c.process, _task.c.kwargs, _task.c.company,
-                     _task.c.run_as, _task.c.attempts))
+                     _task.c.run_as, _task.c.attempts, _task.c.attempt_base))
+_INSERT_ATTEMPT = insert(_attempt).values(
+    run=select(_job.c.run_number).where(_job.c.id == bindparam("p_job")).scalar_subquery(),
+    task_id=bindparam("p_task"), number=bindparam("p_number"), server=bindparam("p_server"),
+    company=bindparam("p_company"), user=bindparam("p_user"), started_at=_NOW,
+    outcome=Outcome.RUNNING.value, message_id=bindparam("p_message"))
+def _claim_cte() -> Any:
+    """PostgreSQL: the claim and its attempt row in one statement (one round trip).
+
+    The data-modifying CTE updates the task only if it is ready and inserts the
+    attempt from what that update returned, so a lost race inserts nothing."""
+    claimed = _CLAIM.cte("claimed")
+    attempt = insert(_attempt).from_select(
+        ["run", "task_id", "number", "server", "company", "user", "started_at", "outcome",
+         "message_id"],
+        select(select(_job.c.run_number).where(_job.c.id == bindparam("p_job"))
+               .scalar_subquery(), bindparam("p_task", type_=Integer()), claimed.c.attempts,
+               bindparam("p_server", type_=String()), claimed.c.company, claimed.c.run_as,
+               _NOW, literal(Outcome.RUNNING.value), bindparam("p_message", type_=String()))
+    ).returning(_attempt.c.id).cte("attempt")
+    return select(claimed.c.name, claimed.c.process, claimed.c.kwargs, claimed.c.company,
+                  claimed.c.run_as, claimed.c.attempts, claimed.c.attempt_base
+                  ).add_cte(attempt)
+
+
+_CLAIM_ONE_STATEMENT = _claim_cte()
+
 _RECORD_ATTEMPT = (update(_attempt).where(_attempt.c.task_id == bindparam("p_task"),
                                           _attempt.c.number == bindparam("p_number"),
                                           _attempt.c.outcome == Outcome.RUNNING.value)
@@ -85,7 +129,7 @@ _RECORD_ATTEMPT = (update(_attempt).where(_attempt.c.task_id == bindparam("p_tas
                    .returning(_attempt.c.id))
 _RETRY = (update(_task).where(_task.c.id == bindparam("p_task"),
                               _task.c.status == TaskStatus.EXECUTING.value,
-                              _task.c.attempts <= _task.c.retries)
+                              _task.c.attempts - _task.c.attempt_base <= _task.c.retries)
           .values(status=TaskStatus.READY.value, ready_at=_NOW).returning(*_DISPATCH_COLUMNS))
 _FINISH = (update(_task).where(_task.c.id == bindparam("p_task"),
                                _task.c.status == TaskStatus.EXECUTING.value)
@@ -98,7 +142,7 @@ _SETTLE = (update(_job).where(_job.c.id == bindparam("p_job"))
            .returning(_job.c.remaining, _job.c.failed))
 _END_JOB = (update(_job).where(_job.c.id == bindparam("p_job"),
                                _job.c.status == JobStatus.EXECUTING.value)
-            .values(status=bindparam("p_status"), ended_at=_NOW))
+            .values(status=bindparam("p_status"), ended_at=_NOW).returning(_job.c.id))
 
 
 def _decide_statement() -> Any:
@@ -134,20 +178,33 @@ def start_job(session: Session, job_id: int) -> list[Dispatch]:
     params = {"p_job": job_id, "p_now": clock.now()}
     if conn.execute(_START_JOB, params).first() is None:
         return []
-    return [Dispatch(*row) for row in conn.execute(_START_ROOTS, params)]
+    runs.start_run(session, job_id, params["p_now"])
+    return queued(conn.execute(_START_ROOTS, params))
 
 
-def claim(session: Session, task_id: int, job_id: int, server: str) -> Claim | None:
-    """Atomically take a ready task for ``server``; None if it is not ready any more."""
-    conn = session.connection()
-    row = conn.execute(_CLAIM, {"p_task": task_id, "p_job": job_id}).first()
+def queued(rows: Any) -> list[Dispatch]:
+    """The dispatches among ``_DISPATCH_COLUMNS`` rows: every ready task but client ones."""
+    return [Dispatch(*row[:5]) for row in rows if not row[5]]
+
+
+def claim(session: Session | Connection, task_id: int, job_id: int, server: str,
+          message_id: str | None = None) -> Claim | None:
+    """Atomically take a ready task for ``server``; None if it is not ready any more.
+
+    ``message_id`` (Celery's) is kept on the attempt so ``cancel`` can revoke it."""
+    conn = session.connection() if isinstance(session, Session) else session
+    params = {"p_job": job_id, "p_task": task_id, "p_server": server, "p_now": clock.now(),
+              "p_message": message_id}
+    one_statement = conn.dialect.name == "postgresql"
+    row = conn.execute(_CLAIM_ONE_STATEMENT if one_statement else _CLAIM, params).first()
     if row is None:
         return None
-    name, process, kwargs, company, user, attempt = row
-    conn.execute(insert(_attempt), {
-        "task_id": task_id, "number": attempt, "server": server, "company": company,
-        "user": user, "started_at": clock.now(), "outcome": Outcome.RUNNING.value})
-    return Claim(task_id, job_id, name, process, dict(kwargs or {}), company, user, attempt)
+    name, process, kwargs, company, user, attempt, base = row
+    if not one_statement:   # SQLite has no data-modifying CTE: the attempt row follows
+        conn.execute(_INSERT_ATTEMPT, {**params, "p_number": attempt, "p_company": company,
+                                       "p_user": user})
+    return Claim(task_id, job_id, name, process, dict(kwargs or {}), company, user, attempt,
+                 attempt - base)
 
 
 def record_outcome(session: Session, task_id: int, attempt: int, outcome: Outcome,
@@ -159,6 +216,8 @@ def record_outcome(session: Session, task_id: int, attempt: int, outcome: Outcom
     """
     conn = session.connection()
     now = clock.now()
+    if outcome is Outcome.ENDED and conn.dialect.name == "postgresql":
+        return _record_success(session, task_id, attempt, now)
     recorded = conn.execute(_RECORD_ATTEMPT, {"p_task": task_id, "p_number": attempt,
                                               "p_outcome": outcome.value, "p_error": error,
                                               "p_now": now}).first()
@@ -167,18 +226,56 @@ def record_outcome(session: Session, task_id: int, attempt: int, outcome: Outcom
     if outcome is Outcome.ERROR:
         retry = conn.execute(_RETRY, {"p_task": task_id, "p_now": now}).first()
         if retry is not None:
-            return [Dispatch(*retry)]
+            return queued([retry])
     final = TaskStatus.ENDED if outcome is Outcome.ENDED else TaskStatus.ERROR
     row = conn.execute(_FINISH, {"p_task": task_id, "p_status": final.value}).first()
     if row is None:
         return []
     job_id, name, ignore_failure, dependents = row
     failed = 1 if final is TaskStatus.ERROR and not ignore_failure else 0
-    return _propagate(session, job_id, name, final, dependents, failed, now)
+    return propagate(session, job_id, name, final, dependents, failed, now)
 
 
-def _propagate(session: Session, job_id: int, name: str, status: TaskStatus,
-               dependents: list[Any], failed: int, now: datetime) -> list[Dispatch]:
+def _record_success(session: Session, task_id: int, attempt: int,
+                    now: datetime) -> list[Dispatch]:
+    """PostgreSQL, an attempt that ended well: attempt, task and job counter in one
+    statement; then only the dependents (if any) cost more."""
+    row = session.connection().execute(_SUCCESS, {
+        "p_task": task_id, "p_number": attempt, "p_now": now}).first()
+    if row is None:
+        return []
+    job_id, name, dependents, remaining, failed = row
+    if remaining <= 0:
+        _end_job(session, job_id, failed, now)
+        return []
+    return propagate(session, job_id, name, TaskStatus.ENDED, dependents, 0, now,
+                     settled=True)
+
+
+def _success_statement() -> Any:
+    recorded = (update(_attempt).where(_attempt.c.task_id == bindparam("p_task"),
+                                       _attempt.c.number == bindparam("p_number"),
+                                       _attempt.c.outcome == Outcome.RUNNING.value)
+                .values(outcome=Outcome.ENDED.value, ended_at=_NOW, error=None)
+                .returning(_attempt.c.task_id).cte("recorded"))
+    finished = (update(_task).where(_task.c.id.in_(select(recorded.c.task_id)),
+                                    _task.c.status == TaskStatus.EXECUTING.value)
+                .values(status=TaskStatus.ENDED.value)
+                .returning(_task.c.job_id, _task.c.name, _task.c.dependents).cte("finished"))
+    settled = (update(_job).where(_job.c.id.in_(select(finished.c.job_id)))
+               .values(remaining=_job.c.remaining - 1)
+               .returning(_job.c.remaining, _job.c.failed).cte("settled"))
+    return select(finished.c.job_id, finished.c.name, finished.c.dependents,
+                  settled.c.remaining, settled.c.failed).select_from(finished.join(settled,
+                                                                                   true()))
+
+
+_SUCCESS = _success_statement()
+
+
+def propagate(session: Session, job_id: int, name: str, status: TaskStatus,
+              dependents: list[Any], failed: int, now: datetime, *,
+              settled: bool = False) -> list[Dispatch]:
     """Decide the dependents of a finished task, cascading ``not_run``; settle the job.
 
     One statement per dependent (:data:`_DECIDE`); the dependents come from the
@@ -186,7 +283,7 @@ def _propagate(session: Session, job_id: int, name: str, status: TaskStatus,
     """
     conn = session.connection()
     dispatches: list[Dispatch] = []
-    finished = 1
+    finished = 0 if settled else 1     # ``settled``: the task itself is already counted
     pending: deque[tuple[str, TaskStatus, list[Any]]] = deque([(name, status, dependents)])
     while pending:
         parent_name, parent_status, children = pending.popleft()
@@ -199,14 +296,16 @@ def _propagate(session: Session, job_id: int, name: str, status: TaskStatus,
             if child is None:
                 continue
             if child.status == TaskStatus.READY:
-                dispatches.append(Dispatch(child.id, child.job_id, child.name, child.process,
-                                           child.group_name))
+                if not child.client:
+                    dispatches.append(Dispatch(child.id, child.job_id, child.name,
+                                               child.process, child.group_name))
             elif child.status == TaskStatus.NOT_RUN:
                 finished += 1
                 if child.condition_type == ConditionType.ANY:
                     _explain_any(session, child_id)
                 pending.append((child.name, TaskStatus.NOT_RUN, child.dependents))
-    _settle_job(session, job_id, finished, failed, now)
+    if finished or failed:
+        _settle_job(session, job_id, finished, failed, now)
     return dispatches
 
 
@@ -229,8 +328,15 @@ def _settle_job(session: Session, job_id: int, finished: int, failed: int, now: 
     remaining, total_failed = conn.execute(_SETTLE, {"p_job": job_id, "p_finished": finished,
                                                      "p_failed": failed}).one()
     if remaining <= 0:
-        conn.execute(_END_JOB, {"p_job": job_id, "p_status": job_outcome(total_failed).value,
-                                "p_now": now})
+        _end_job(session, job_id, total_failed, now)
+
+
+def _end_job(session: Session, job_id: int, failed: int, now: datetime) -> None:
+    """The job's last task has finished: the job (and its run) ends ended|error."""
+    status = job_outcome(failed)
+    if session.connection().execute(_END_JOB, {"p_job": job_id, "p_status": status.value,
+                                               "p_now": now}).first() is not None:
+        runs.end_run(session, job_id, status, now)
 
 
 def due_jobs(session: Session, limit: int = 100) -> list[int]:
@@ -248,13 +354,13 @@ def stale_ready(session: Session, older_than: timedelta, *, group: str,
     now = clock.now()
     cutoff = now - older_than
     stale = (_task.c.status == TaskStatus.READY.value, _task.c.ready_at < cutoff,
-             _task.c.group_name == group)
+             _task.c.group_name == group, _task.c.client.is_(False))
     rows = session.connection().execute(
         update(_task).where(_task.c.id.in_(select(_task.c.id).where(*stale).limit(limit)
                                            .scalar_subquery()), *stale)
         .values(ready_at=now).returning(*_DISPATCH_COLUMNS)
     ).all()
-    return [Dispatch(*row) for row in rows]
+    return queued(rows)
 
 
 def lost_attempts(session: Session, *, dead_before: datetime | None = None,

@@ -10,6 +10,7 @@ File shape (optional keys with their defaults)::
     alert: error            # always | error | never
     company: null
     run_at: null            # ISO-8601 with offset; null = now
+    recurrence: null        # {cron: "0 2 * * 1-5" | every: 90m, timezone, end_after, end_by}
     tasks:
       - name: TASK 1
         process: batchjobs.examples.sleep
@@ -43,10 +44,11 @@ from .errors import (
     UnknownGroup,
 )
 from .processes import get_process
+from .recurrence import Recurrence, parse_recurrence
 from .settings import DEFAULT_GROUP
 from .status import Alert, ConditionType, Expected
 
-JOB_KEYS = frozenset({"description", "alert", "company", "run_at", "tasks"})
+JOB_KEYS = frozenset({"description", "alert", "company", "run_at", "recurrence", "tasks"})
 TASK_KEYS = frozenset({"name", "process", "kwargs", "group", "company", "retries",
                        "ignore_failure", "condition", "depends_on"})
 DEPENDENCY_KEYS = frozenset({"task", "status"})
@@ -110,10 +112,14 @@ class JobSpec:
     company: str | None = None
     run_at: datetime | None = None
     tasks: list[TaskSpec] = field(default_factory=list)
+    #: A :class:`Recurrence` or its file mapping (``{"every": "90m"}``); None = runs once.
+    recurrence: Recurrence | Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
         self.alert = _word(Alert, self.alert, None, "alert")
         self.run_at = _run_at(self.run_at)
+        if self.recurrence is not None:
+            self.recurrence = parse_recurrence(self.recurrence)
 
     def add_task(self, name: str, process: str, *, kwargs: Mapping[str, Any] | None = None,
                  group: str = DEFAULT_GROUP, company: str | None = None, retries: int = 0,
@@ -137,6 +143,8 @@ class JobSpec:
         return {
             "description": self.description, "alert": self.alert.value, "company": self.company,
             "run_at": self.run_at.isoformat() if self.run_at else None,
+            "recurrence": self.recurrence.to_json()
+            if isinstance(self.recurrence, Recurrence) else None,
             "tasks": [t.to_dict() for t in self.tasks],
         }
 
@@ -251,7 +259,8 @@ def job_from_dict(data: Any) -> JobSpec:
     if not isinstance(tasks_data, list):
         raise MalformedDefinition("'tasks' must be a list", field="tasks", value=tasks_data)
     job = JobSpec(description=data.get("description"), alert=data.get("alert", "error"),
-                  company=data.get("company"), run_at=data.get("run_at"))
+                  company=data.get("company"), run_at=data.get("run_at"),
+                  recurrence=data.get("recurrence"))
     for index, item in enumerate(tasks_data):
         if not isinstance(item, Mapping):
             raise MalformedDefinition(f"task #{index + 1} must be a mapping", field="tasks",

@@ -12,14 +12,17 @@ what was wrong without parsing messages::
     │   ├── DuplicateTask        two tasks share a name
     │   ├── UnknownDependency    a condition names a task that is not in the job
     │   ├── DependencyCycle      conditions form a cycle
-    │   └── InvalidValue         a field holds a bad word or value
+    │   ├── InvalidValue         a field holds a bad word or value
+    │   └── InvalidRecurrence    a recurrence (cron, every, timezone, end) is malformed
     ├── StoreError               the database refused or lacks something
     │   ├── JobNotFound          no job with that id
     │   ├── ServerNotFound       no batch server with that name
     │   ├── GroupNotFound        no batch group with that name
-    │   └── InUse                a group or server cannot go while something uses it
+    │   ├── InUse                a group or server cannot go while something uses it
+    │   └── InvalidState         hold/release/cancel/rerun does not apply to the job now
     ├── DispatchError            a ready task could not be handed to the broker
     ├── TaskFailed               a task's process failed (Celery and Flower show FAILURE)
+    ├── DeliveryError            an alert sink (SMTP, webhook) refused or is down
     └── ConfigError              a setting is missing or malformed
         └── InvalidSchedule      a server's schedule or time zone is malformed
 """
@@ -84,6 +87,11 @@ class InvalidValue(DefinitionError):
     """Raised when a field holds a word or value outside what it accepts."""
 
 
+class InvalidRecurrence(DefinitionError):
+    """Raised when a job's recurrence is malformed; ``field`` is e.g. ``recurrence.cron``
+    and ``value`` the culprit."""
+
+
 # -- store -------------------------------------------------------------------
 
 
@@ -126,6 +134,16 @@ class InUse(StoreError):
         super().__init__(f"{what} {name!r} is in use by {', '.join(users)}")
 
 
+class InvalidState(StoreError):
+    """Raised when an operation does not apply to a job in its current status (e.g. hold
+    on an executing job); ``job_id`` and ``status`` name it."""
+
+    def __init__(self, job_id: int, status: str, message: str) -> None:
+        self.job_id = job_id
+        self.status = status
+        super().__init__(f"job {job_id} is {status}: {message}")
+
+
 # -- dispatch / run / config -------------------------------------------------
 
 
@@ -143,6 +161,15 @@ class TaskFailed(BatchJobsError):
         self.attempt = attempt
         self.error = error
         super().__init__(f"job {job_id} task {task!r} attempt {attempt} failed: {error}")
+
+
+class DeliveryError(BatchJobsError):
+    """Raised when an alert sink cannot take an alert; ``sink`` names it (``email`` or
+    ``webhook``). Delivery is retried later; a job's outcome never depends on it."""
+
+    def __init__(self, sink: str, message: str) -> None:
+        self.sink = sink
+        super().__init__(f"{sink}: {message}")
 
 
 class ConfigError(BatchJobsError):

@@ -37,6 +37,13 @@ def flaky(ctx: ProcessContext, failures: int = 1) -> None:
         raise ProcessFailed(f"attempt {ctx.attempt} of {ctx.task} fails on purpose")
 
 
+@batchable(client=True)
+def manual(ctx: ProcessContext, message: str = "") -> None:
+    """A client task: never sent to a batch server; ``batchjobs run-client`` runs it in the
+    foreground of a terminal, where it prints its message."""
+    print(f"[job {ctx.job_id} / {ctx.task}] {message or 'manual step done'}", flush=True)
+
+
 def job1(*, fail: str | None = None, seconds: float = 0.5) -> JobSpec:
     """JOB 1 of the AX walkthrough "Batch processing of dependent tasks".
 

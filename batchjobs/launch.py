@@ -23,17 +23,22 @@ from .settings import Settings
 class ServerProcess:
     """A ``batchjobs worker`` child process, stopped with a warm shutdown."""
 
-    def __init__(self, name: str, *, groups: Sequence[str] = ("default",), threads: int = 1,
-                 env: Mapping[str, str] | None = None, log_path: Path | None = None,
-                 extra: Sequence[str] = ()) -> None:
+    def __init__(self, name: str, *, groups: Sequence[str] | None = None,
+                 threads: int | None = None, env: Mapping[str, str] | None = None,
+                 log_path: Path | None = None, extra: Sequence[str] = ()) -> None:
+        """``groups``/``threads`` register a server without a record; otherwise the record
+        decides."""
         self.name = name
         self.log_path = log_path
         self._log: IO[bytes] | int = subprocess.DEVNULL
         if log_path is not None:
             self._log = open(log_path, "ab")
         argv = [sys.executable, "-c", "from batchjobs.cli import main; main()", "worker",
-                "--server", name, "--groups", ",".join(groups), "--threads", str(threads),
-                "--loglevel", "INFO", *extra]
+                "--server", name, "--loglevel", "INFO", *extra]
+        if groups is not None:
+            argv += ["--groups", ",".join(groups)]
+        if threads is not None:
+            argv += ["--threads", str(threads)]
         self.started_at = clock.now()
         self.process = subprocess.Popen(argv, env=dict(env if env is not None else os.environ),
                                         stdout=self._log, stderr=subprocess.STDOUT,

@@ -80,6 +80,9 @@ class BatchServer(Base):
     schedule: Mapped[list[Any]] = mapped_column(default=list)
     created_at: Mapped[datetime]
     heartbeat_at: Mapped[datetime | None]
+    #: What the running worker applies now (written by it), for operators and tests.
+    applied_groups: Mapped[list[Any]] = mapped_column(default=list)
+    applied_threads: Mapped[int | None]
     groups: Mapped[list[ServerGroup]] = relationship(
         cascade="all, delete-orphan", lazy="selectin", order_by="ServerGroup.group_name")
 
@@ -112,8 +115,78 @@ class Job(Base):
     task_count: Mapped[int] = mapped_column(Integer)
     remaining: Mapped[int] = mapped_column(Integer)
     failed: Mapped[int] = mapped_column(Integer, default=0)
+    #: ``Recurrence.to_json()`` of a recurring job, else None.
+    recurrence: Mapped[dict[str, Any] | None]
+    #: The current (or last) run; each run is a ``job_runs`` row.
+    run_number: Mapped[int] = mapped_column(Integer, default=1)
 
     __table_args__ = (Index("ix_jobs_status_run_at", "status", "run_at"),)
+
+
+class JobRun(Base):
+    """One run of a job: the first, each recurrence, each rerun.
+
+    ``(job_id, number)`` is unique, so however many schedulers race, one
+    occurrence makes one run. ``skipped`` counts occurrences passed over
+    because the previous run was still going (or nothing was running).
+    """
+
+    __tablename__ = "job_runs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    number: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(16), default="scheduled")
+    scheduled_at: Mapped[datetime | None]
+    started_at: Mapped[datetime | None]
+    ended_at: Mapped[datetime | None]
+    status: Mapped[str] = mapped_column(String(16))
+    skipped: Mapped[int] = mapped_column(Integer, default=0)
+
+    __table_args__ = (UniqueConstraint("job_id", "number", name="uq_job_runs_job_id_number"),)
+
+
+class User(Base):
+    """A user jobs run as; ``email`` receives their alerts."""
+
+    __tablename__ = "users"
+
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    email: Mapped[str | None] = mapped_column(String(320))
+    created_at: Mapped[datetime]
+
+
+class Alert(Base):
+    """A run's end, told to the job's user; ``payload`` is what every sink receives."""
+
+    __tablename__ = "alerts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    run: Mapped[int] = mapped_column(Integer)
+    user: Mapped[str] = mapped_column(String(200), index=True)
+    status: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime]
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+    __table_args__ = (UniqueConstraint("job_id", "run", name="uq_alerts_job_id_run"),)
+
+
+class AlertDelivery(Base):
+    """One alert to one sink: retried with backoff until sent or given up."""
+
+    __tablename__ = "alert_deliveries"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    alert_id: Mapped[int] = mapped_column(ForeignKey("alerts.id", ondelete="CASCADE"))
+    sink: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))  # pending | sent | failed
+    tries: Mapped[int] = mapped_column(Integer, default=0)
+    next_try_at: Mapped[datetime | None]
+    sent_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (Index("ix_alert_deliveries_status_next_try_at", "status", "next_try_at"),)
 
 
 class Task(Base):
@@ -150,6 +223,10 @@ class Task(Base):
     #: ``[[child_task_id, expected], ...]``: the conditions on this task, copied from
     #: ``conditions`` at submit so a completion finds its dependents in its own row.
     dependents: Mapped[list[Any]] = mapped_column(default=list)
+    #: ``attempts`` before the current run: retries count from here, numbers go on.
+    attempt_base: Mapped[int] = mapped_column(Integer, default=0)
+    #: A client task waits, ready, for ``batchjobs run-client``; never queued.
+    client: Mapped[bool] = mapped_column(default=False)
 
     __table_args__ = (
         UniqueConstraint("job_id", "name", name="uq_tasks_job_id_name"),
@@ -184,5 +261,9 @@ class Attempt(Base):
     ended_at: Mapped[datetime | None]
     outcome: Mapped[str] = mapped_column(String(16))
     error: Mapped[str | None] = mapped_column(Text)
+    #: The job run this attempt belongs to.
+    run: Mapped[int] = mapped_column(Integer, default=1)
+    #: Celery's id of the message being executed, so ``cancel`` can revoke it.
+    message_id: Mapped[str | None] = mapped_column(String(64))
 
     __table_args__ = (UniqueConstraint("task_id", "number", name="uq_attempts_task_id_number"),)

@@ -9,6 +9,7 @@ name must then be in the registry.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import re
 import inspect
@@ -43,9 +44,9 @@ class Process:
     client: bool = False
 
     def signature(self) -> inspect.Signature:
-        sig = inspect.signature(self.target)
-        params = [p for p in sig.parameters.values() if p.name != "ctx"]
-        return sig.replace(parameters=params)
+        """The parameters a task's kwargs bind to (``ctx`` excluded); computed once, since
+        a large job checks every task against it."""
+        return _signature(self.target)
 
     def check_kwargs(self, kwargs: dict[str, Any], *, task: str | None = None) -> None:
         """Refuse keyword arguments the process does not accept."""
@@ -65,6 +66,12 @@ class Process:
         if self.takes_context:
             return self.target(ctx=ctx, **kwargs)
         return self.target(**kwargs)
+
+
+@functools.lru_cache(maxsize=1024)
+def _signature(target: Callable[..., Any]) -> inspect.Signature:
+    sig = inspect.signature(target)
+    return sig.replace(parameters=[p for p in sig.parameters.values() if p.name != "ctx"])
 
 
 _registry: dict[str, Process] = {}

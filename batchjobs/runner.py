@@ -40,13 +40,13 @@ def server_name(hostname: str | None) -> str:
 def run(self: Any, task_id: int, *, job: int, task: str = "", process: str = "") -> str:
     """Run one batch task; ``task`` and ``process`` are informative (for Flower)."""
     server = server_name(self.request.hostname)
-    with store.transaction() as session:
-        claimed = claim_task(session, task_id, job, server)
+    with store.begin(one_statement=True) as conn:     # PostgreSQL: the claim is one statement
+        claimed = claim_task(conn, task_id, job, server, self.request.id)
     if claimed is None:
         log.info("task %s of job %s is not ready any more; message dropped", task_id, job)
         return "skipped"
     outcome, error = execute(claimed, server)
-    dispatches = _record(claimed, outcome, error)
+    dispatches = record(claimed, outcome, error)
     queues.publish(dispatches)
     if outcome is Outcome.ERROR:
         raise TaskFailed(job_id=claimed.job_id, task=claimed.name, attempt=claimed.attempt,
@@ -54,14 +54,16 @@ def run(self: Any, task_id: int, *, job: int, task: str = "", process: str = "")
     return outcome.value
 
 
-def execute(claimed: Claim, server: str) -> tuple[Outcome, str | None]:
-    """Run the claimed task's process; any exception is the task's error."""
+def execute(claimed: Claim, server: str, *, client: bool = False) -> tuple[Outcome, str | None]:
+    """Run the claimed task's process; any exception is the task's error.
+
+    A client process runs only where ``client`` is true (``batchjobs run-client``)."""
     ctx = ProcessContext(job_id=claimed.job_id, task_id=claimed.task_id, task=claimed.name,
                          attempt=claimed.attempt, company=claimed.company, user=claimed.user,
                          server=server)
     try:
         process = get_process(claimed.process, task=claimed.name)
-        if process.client:
+        if process.client and not client:
             raise BatchJobsError(f"{process.name} is a client process; it is not run on a "
                                  "batch server")
         process.run(ctx, claimed.kwargs)
@@ -72,7 +74,7 @@ def execute(claimed: Claim, server: str) -> tuple[Outcome, str | None]:
     return Outcome.ENDED, None
 
 
-def _record(claimed: Claim, outcome: Outcome, error: str | None) -> list[Any]:
+def record(claimed: Claim, outcome: Outcome, error: str | None) -> list[Any]:
     delay = 0.1
     for attempt in range(1, RECORD_TRIES + 1):
         try:

@@ -68,7 +68,7 @@ def _config(server: BatchServer) -> ServerConfig:
 
 def check_threads(threads: int) -> int:
     if isinstance(threads, bool) or not isinstance(threads, int) or not 0 <= threads <= MAX_THREADS:
-        raise InvalidValue(f"threads must be a whole number from 0 to {MAX_THREADS}",
+        raise InvalidValue(f"threads {threads!r} must be a whole number from 0 to {MAX_THREADS}",
                            field="threads", value=threads)
     return threads
 
@@ -153,6 +153,19 @@ def beat(name: str, *, alive: bool = True, settings: Settings | None = None) -> 
         server = session.get(BatchServer, name)
         if server is not None:
             server.heartbeat_at = clock.now() if alive else None
+            if not alive:
+                server.applied_threads = None
+                server.applied_groups = []
+
+
+def record_applied(name: str, groups: Sequence[str], threads: int,
+                   *, settings: Settings | None = None) -> None:
+    """The running worker says what it now serves and with how many threads."""
+    with store.transaction(settings) as session:
+        server = session.get(BatchServer, name)
+        if server is not None:
+            server.applied_groups = sorted(groups)
+            server.applied_threads = threads
 
 
 def remove_server(name: str, *, settings: Settings | None = None) -> None:
@@ -202,6 +215,7 @@ def _view(server: BatchServer, now: datetime, running: int) -> dict[str, Any]:
         "name": server.name, "groups": list(config.groups), "threads": server.threads,
         "timezone": server.timezone, "schedule": windows_to_json(config.windows),
         "live": _live(server, now), "threads_now": config.threads_at(now), "running": running,
-        "heartbeat_at": server.heartbeat_at.isoformat().replace("+00:00", "Z")
-        if server.heartbeat_at else None,
+        "applied": {"groups": list(server.applied_groups or []),
+                    "threads": server.applied_threads} if _live(server, now) else None,
+        "heartbeat_at": clock.iso(server.heartbeat_at),
     }

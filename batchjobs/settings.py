@@ -43,6 +43,11 @@ class Settings:
     imports: tuple[str, ...] = ()
     republish_after: float = REPUBLISH_AFTER
     server_timeout: float = SERVER_TIMEOUT
+    #: Alert sinks: ``smtp://[user[:password]@]host[:port]`` (or ``smtps://``,
+    #: ``smtp+starttls://``) with its sender address, and a webhook URL. None = off.
+    smtp_url: str | None = None
+    alert_email_from: str = "batchjobs@localhost"
+    alert_webhook: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -53,7 +58,10 @@ class Settings:
         imports = tuple(m.strip() for m in env.get("BATCHJOBS_IMPORTS", "").split(",") if m.strip())
         return cls(database_url=database_url, broker_url=broker_url, home=home, imports=imports,
                    republish_after=_seconds(env, "BATCHJOBS_REPUBLISH_AFTER", REPUBLISH_AFTER),
-                   server_timeout=_seconds(env, "BATCHJOBS_SERVER_TIMEOUT", SERVER_TIMEOUT))
+                   server_timeout=_seconds(env, "BATCHJOBS_SERVER_TIMEOUT", SERVER_TIMEOUT),
+                   smtp_url=env.get("BATCHJOBS_SMTP_URL") or None,
+                   alert_email_from=env.get("BATCHJOBS_ALERT_EMAIL_FROM") or "batchjobs@localhost",
+                   alert_webhook=env.get("BATCHJOBS_ALERT_WEBHOOK") or None)
 
     @property
     def embedded_broker(self) -> bool:
@@ -115,7 +123,8 @@ def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
 
 
 _ENV_KEYS = ("BATCHJOBS_HOME", "BATCHJOBS_DATABASE_URL", "BATCHJOBS_BROKER_URL",
-             "BATCHJOBS_IMPORTS", "BATCHJOBS_REPUBLISH_AFTER", "BATCHJOBS_SERVER_TIMEOUT")
+             "BATCHJOBS_IMPORTS", "BATCHJOBS_REPUBLISH_AFTER", "BATCHJOBS_SERVER_TIMEOUT",
+             "BATCHJOBS_SMTP_URL", "BATCHJOBS_ALERT_EMAIL_FROM", "BATCHJOBS_ALERT_WEBHOOK")
 _cache: dict[tuple[str | None, ...], Settings] = {}
 
 

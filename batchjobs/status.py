@@ -18,14 +18,12 @@ class JobStatus(StrEnum):
 
 
 class TaskStatus(StrEnum):
-    HOLD = "hold"
     WAITING = "waiting"
     READY = "ready"
     EXECUTING = "executing"
     ENDED = "ended"
     ERROR = "error"
     NOT_RUN = "not_run"
-    CANCELING = "canceling"
     CANCELED = "canceled"
 
 
@@ -63,17 +61,15 @@ TASK_FINAL = frozenset({TaskStatus.ENDED, TaskStatus.ERROR, TaskStatus.NOT_RUN,
 
 #: Allowed task transitions; the store guards every change with the source status.
 TASK_TRANSITIONS: dict[TaskStatus, frozenset[TaskStatus]] = {
-    TaskStatus.HOLD: frozenset({TaskStatus.WAITING, TaskStatus.CANCELED}),
-    TaskStatus.WAITING: frozenset({TaskStatus.READY, TaskStatus.NOT_RUN, TaskStatus.CANCELED,
-                                   TaskStatus.HOLD}),
+    TaskStatus.WAITING: frozenset({TaskStatus.READY, TaskStatus.NOT_RUN, TaskStatus.CANCELED}),
     TaskStatus.READY: frozenset({TaskStatus.EXECUTING, TaskStatus.CANCELED}),
     TaskStatus.EXECUTING: frozenset({TaskStatus.ENDED, TaskStatus.ERROR, TaskStatus.READY,
-                                     TaskStatus.CANCELING}),
-    TaskStatus.CANCELING: frozenset({TaskStatus.CANCELED}),
-    TaskStatus.ENDED: frozenset(),
-    TaskStatus.ERROR: frozenset(),
-    TaskStatus.NOT_RUN: frozenset(),
-    TaskStatus.CANCELED: frozenset(),
+                                     TaskStatus.CANCELED}),
+    # A rerun (or the next run of a recurring job) starts a finished task afresh.
+    TaskStatus.ENDED: frozenset({TaskStatus.WAITING}),
+    TaskStatus.ERROR: frozenset({TaskStatus.WAITING}),
+    TaskStatus.NOT_RUN: frozenset({TaskStatus.WAITING}),
+    TaskStatus.CANCELED: frozenset({TaskStatus.WAITING}),
 }
 
 

@@ -9,6 +9,7 @@ commit; PostgreSQL relies on row locks taken by guarded ``UPDATE`` statements.
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import threading
 from collections.abc import Iterator
@@ -16,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -29,7 +30,7 @@ _sessionmakers: dict[tuple[str, int], sessionmaker[Session]] = {}
 _schema_ready: set[tuple[str, int]] = set()
 
 #: The newest migration's revision id; a test checks it matches Alembic's head.
-SCHEMA_REVISION = "0001"
+SCHEMA_REVISION = "0002"
 #: PostgreSQL advisory-lock key that serialises schema upgrades across processes.
 SCHEMA_LOCK_KEY = 0x62617463  # "batc"
 
@@ -107,6 +108,22 @@ def transaction(settings: Settings | None = None) -> Iterator[Session]:
 
 
 @contextmanager
+def begin(settings: Settings | None = None, *, one_statement: bool = False,
+          ) -> Iterator[Connection]:
+    """A Core connection in one transaction, for the hot path (no ORM session to build).
+
+    ``one_statement``: the caller runs a single statement, which is atomic on its own;
+    on PostgreSQL it then runs in autocommit, saving the BEGIN and COMMIT round trips."""
+    engine = get_engine(settings)
+    if one_statement and engine.dialect.name == "postgresql":
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            yield conn
+        return
+    with engine.begin() as conn:
+        yield conn
+
+
+@contextmanager
 def read_session(settings: Settings | None = None) -> Iterator[Session]:
     """A session for reads (no commit is needed, but SQLite still takes a snapshot)."""
     engine = get_engine(settings)
@@ -135,6 +152,31 @@ def allocate_ids(session: Session, table: str, count: int) -> list[int]:
         return sorted(rows)
     start = session.execute(text(f"SELECT COALESCE(MAX(id), 0) FROM {table}")).scalar_one()
     return list(range(start + 1, start + 1 + count))
+
+
+#: From this many rows on, PostgreSQL inserts go through COPY (several times faster).
+COPY_FROM_ROWS = 500
+
+
+def bulk_insert(session: Session, table: Any, rows: list[dict[str, Any]]) -> None:
+    """Insert many rows in the session's transaction: COPY on PostgreSQL, else executemany.
+
+    Every row must give the same keys; dict and list values go to JSON columns. A job of
+    100,000 tasks is stored in a fraction of the time a multi-row INSERT takes."""
+    if not rows:
+        return
+    conn = session.connection()
+    if conn.dialect.name != "postgresql" or len(rows) < COPY_FROM_ROWS:
+        conn.execute(table.insert(), rows)
+        return
+    columns = list(rows[0])
+    quoted = ", ".join(conn.dialect.identifier_preparer.quote(c) for c in columns)
+    driver = conn.connection.driver_connection
+    with driver.cursor() as cursor:
+        with cursor.copy(f"COPY {table.name} ({quoted}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row([json.dumps(v) if isinstance(v, (dict, list)) else v
+                                for v in (row[c] for c in columns)])
 
 
 def reset_engines() -> None:

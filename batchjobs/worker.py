@@ -12,9 +12,10 @@ republishes ready tasks whose message was lost.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -22,12 +23,12 @@ from celery import signals
 from celery.worker.control import control_command
 from sqlalchemy import select
 
-from . import clock, queues, store
+from . import alerts, clock, queues, store
 from .controller import APPLY_COMMAND, Controller, apply, schedule_clock
 from .coordinator import due_jobs, lost_attempts, record_outcome, stale_ready, start_job
 from .models import Task
 from .runner import server_name
-from .servers import HEARTBEAT_INTERVAL, beat, register_worker
+from .servers import HEARTBEAT_INTERVAL, beat, record_applied, register_worker
 from .settings import HOUSEKEEPING_INTERVAL, get_settings
 from .status import Outcome, TaskStatus
 
@@ -57,10 +58,14 @@ def batchjobs_apply(state: Any, groups: list[str] | None = None, threads: int = 
 
 
 class Housekeeper(threading.Thread):
-    """Background duties of a batch server's main process (never of its task threads)."""
+    """The timers of batchjobs, run by every batch server's main process (never by its task
+    threads) and by ``batchjobs coordinator``: the schedule controller and heartbeat (a
+    server's own), jobs whose time has come, alert deliveries, attempts of dead servers,
+    ready tasks whose message is lost. Each duty is a guarded update, so any number of
+    processes may run them at once."""
 
-    def __init__(self, name: str, app: Any, controller: Controller) -> None:
-        super().__init__(name=f"batchjobs-housekeeper-{name}", daemon=True)
+    def __init__(self, name: str | None, app: Any, controller: Controller | None) -> None:
+        super().__init__(name=f"batchjobs-housekeeper-{name or 'coordinator'}", daemon=True)
         self.server = name
         self.app = app
         self.controller = controller
@@ -73,15 +78,26 @@ class Housekeeper(threading.Thread):
                 self.tick()
             except Exception:  # noqa: BLE001 - keep the thread alive; the next tick retries
                 log.exception("housekeeping failed")
+        try:
+            if self.controller is not None:
+                self.controller.close()
+        except Exception:  # noqa: BLE001 - shutting down
+            log.debug("controller connection already gone", exc_info=True)
 
     def tick(self) -> None:
-        self.controller.tick()
-        self.start_due_jobs()
+        duties: list[Callable[[], Any]] = [self.start_due_jobs, alerts.deliver_due]
+        if self.controller is not None:
+            duties.insert(0, self.controller.tick)
         if clock.now().timestamp() - self._last_beat >= HEARTBEAT_INTERVAL:
             self._last_beat = clock.now().timestamp()
-            beat(self.server)
-            self.fail_lost_attempts()
-            self.republish_lost()
+            if self.server is not None:
+                duties.append(functools.partial(beat, self.server))
+            duties += [self.fail_lost_attempts, self.republish_lost]
+        for duty in duties:
+            try:   # one failing duty (a sink, say) must not stop the heartbeat
+                duty()
+            except Exception:  # noqa: BLE001 - the next tick retries
+                log.exception("housekeeping: %s failed", getattr(duty, "__name__", duty))
 
     def start_due_jobs(self) -> None:
         with store.read_session() as session:
@@ -121,6 +137,7 @@ class Housekeeper(threading.Thread):
         with store.read_session() as session:
             groups = set(session.execute(
                 select(Task.group_name).where(Task.status == TaskStatus.READY,
+                                              Task.client.is_(False),
                                               Task.ready_at < cutoff).distinct()
             ).scalars())
         for group in groups:
@@ -153,6 +170,7 @@ def _on_worker_ready(sender: Any = None, **_: Any) -> None:
                     if (g := queues.group_of_queue(q)) is not None)
     config = register_worker(name, groups, int(consumer.pool.num_processes))
     applied = apply(consumer, tuple(sorted(config.groups)), config.threads_at(schedule_clock()()))
+    record_applied(name, *applied)
     keeper = Housekeeper(name, consumer.app, Controller(name, consumer.hostname, consumer.app,
                                                         applied))
     keeper.fail_own_attempts()

@@ -10,7 +10,7 @@ each, once per backend. A missing service fails the run; nothing is skipped.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +18,10 @@ import pytest
 
 from batchjobs import store
 from batchjobs.app import configure
+from batchjobs.groups import add_group
 from batchjobs.launch import ServerProcess, stop_all, wait_until_ready
+from batchjobs.servers import set_server, show_server
+from tests.helpers import wait_for
 
 REPO = Path(__file__).resolve().parent.parent
 PG_URL = os.environ.get("BATCHJOBS_TEST_PG",
@@ -86,10 +89,50 @@ def backend(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
         configure()
 
 
+@pytest.fixture
+def start_server(backend: Backend) -> Iterator[Callable[..., ServerProcess]]:
+    """Factory: give a server a record, start it, wait until it applies its record.
+
+    ``offset`` shifts the clock its schedule is read with (seconds); ``env`` adds
+    environment variables (e.g. alert sinks). Every server
+    started is stopped at the end of the test."""
+    started: list[ServerProcess] = []
+
+    def start(name: str, *, groups: Sequence[str] = ("default",), threads: int = 1,
+              schedule: str | None = None, timezone: str | None = None,
+              offset: float | None = None, env: dict[str, str] | None = None) -> ServerProcess:
+        for group in groups:
+            add_group(group)
+        set_server(name, groups=list(groups), threads=threads, schedule=schedule,
+                   timezone=timezone)
+        environ = {**os.environ, **(env or {})}
+        if offset is not None:
+            environ["BATCHJOBS_SCHEDULE_OFFSET"] = str(offset)
+        proc = ServerProcess(name, env=environ, log_path=backend.home / f"{name}.log")
+        started.append(proc)
+        wait_until_ready([proc])
+        if offset is None:
+            wait_for(lambda: _applies_record(name), timeout=15,
+                     message=f"{name} applies its record")
+        return proc
+
+    try:
+        yield start
+    finally:
+        stop_all(started)
+
+
+def _applies_record(name: str) -> bool:
+    row = show_server(name)
+    return row["applied"] == {"groups": row["groups"], "threads": row["threads_now"]}
+
+
 @pytest.fixture(scope="session")
 def servers(backend: Backend) -> Iterator[dict[str, ServerProcess]]:
     """Batch1 and Batch2, one thread each, serving the default group."""
-    procs = [ServerProcess(name, threads=1, log_path=backend.home / f"{name}.log")
+    for name in ("Batch1", "Batch2"):
+        set_server(name, groups=["default"], threads=1, schedule="")
+    procs = [ServerProcess(name, log_path=backend.home / f"{name}.log")
              for name in ("Batch1", "Batch2")]
     try:
         wait_until_ready(procs)

@@ -34,3 +34,14 @@ def statuses(status: dict[str, Any]) -> dict[str, str]:
 
 def when(value: str) -> datetime:
     return datetime.fromisoformat(value)
+
+
+def max_overlap(intervals: list[tuple[datetime, datetime]]) -> int:
+    """Most intervals open at one instant (an end at t closes before a start at t)."""
+    events = sorted([(s, 1) for s, _ in intervals] + [(e, -1) for _, e in intervals],
+                    key=lambda item: (item[0], item[1]))
+    best = current = 0
+    for _, step in events:
+        current += step
+        best = max(best, current)
+    return best

@@ -7,6 +7,7 @@ Every test runs on its own embedded default (SQLite and the filesystem broker in
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 import os
 import subprocess
 import sys
@@ -116,6 +117,18 @@ INVALID = {
         "job.json", '{"description": "", "tasks": [{"name": "A", '
         '"process": "batchjobs.examples.noop"}]}', ["field 'description'"]),
     "no-tasks": ("job.yaml", "description: J\ntasks: []\n", ["field 'tasks'"]),
+    "recurrence-bad-every": (
+        "job.yaml", f"description: J\nrecurrence: {{every: 90x}}\ntasks:\n  - {NOOP}\n",
+        ["recurrence.every", "90x"]),
+    "recurrence-bad-cron": (
+        "job.yaml", f"description: J\nrecurrence: {{cron: '61 * * * *'}}\ntasks:\n  - {NOOP}\n",
+        ["recurrence.cron", "61 * * * *"]),
+    "recurrence-unknown-zone": (
+        "job.yaml", f"description: J\nrecurrence: {{every: 1h, timezone: Mars/Base}}\n"
+        f"tasks:\n  - {NOOP}\n", ["recurrence.timezone", "Mars/Base"]),
+    "recurrence-both": (
+        "job.yaml", f"description: J\nrecurrence: {{every: 1h, cron: '0 2 * * *'}}\n"
+        f"tasks:\n  - {NOOP}\n", ["recurrence"]),
 }
 
 FORMERLY_BUGGY = {
@@ -176,7 +189,7 @@ def test_status_of_an_unknown_job_exits_2_naming_the_id(home):
     assert "999" in result.stderr
 
 
-def test_a_held_job_prints_its_id_alone_and_every_task_is_on_hold(home, tmp_path):
+def test_a_held_job_prints_its_id_alone_and_its_tasks_wait(home, tmp_path):
     path = write_job(tmp_path, "job.yaml", "description: HELD\ntasks:\n"
                      "  - {name: A, process: batchjobs.examples.noop}\n"
                      "  - {name: B, process: batchjobs.examples.noop, depends_on: [{task: A}]}\n"
@@ -193,8 +206,8 @@ def test_a_held_job_prints_its_id_alone_and_every_task_is_on_hold(home, tmp_path
     data = json.loads(shown.stdout)
     assert (data["id"], data["description"], data["status"], data["created_by"]) == \
         (job_id, "HELD", "hold", "alice")
-    assert {t["name"]: t["status"] for t in data["tasks"]} == {"A": "hold", "B": "hold",
-                                                               "C": "hold"}
+    assert {t["name"]: t["status"] for t in data["tasks"]} == {"A": "waiting", "B": "waiting",
+                                                               "C": "waiting"}
     assert [(j["id"], j["status"]) for j in stored_jobs()] == [(job_id, "hold")]
 
 
@@ -211,3 +224,61 @@ def test_the_command_exits_2_on_a_cycle_and_prints_the_cycle(tmp_path):
     assert result.stdout == ""
     assert "A -> B -> A" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_users_history_and_alerts_from_the_cli(home, tmp_path):
+    added = run("user", "add", "alice", "--email", "alice@example.test")
+    assert added.exit_code == 0, added.output
+    bad = run("user", "add", "bob", "--email", "not-an-address")
+    assert bad.exit_code == 2 and "not-an-address" in bad.stderr
+    assert json.loads(run("user", "list", "--json").stdout) == [
+        {"name": "alice", "email": "alice@example.test"}]
+
+    path = tmp_path / "job.yaml"
+    path.write_text("description: nightly\nrecurrence: {cron: '0 2 * * *', timezone: "
+                    f"Europe/Oslo, end_after: 3}}\ntasks:\n  - {NOOP}\n")
+    submitted = run("submit", str(path), "--hold", "--user", "alice")
+    assert submitted.exit_code == 0, submitted.output
+    job_id = int(submitted.stdout)
+    runs = json.loads(run("history", str(job_id), "--json").stdout)
+    assert [(r["number"], r["status"], r["kind"]) for r in runs] == [(1, "hold", "scheduled")]
+    assert runs[0]["scheduled_at"].endswith(("T00:00:00Z", "T01:00:00Z"))   # 02:00 in Oslo
+    shown = json.loads(run("status", str(job_id), "--json").stdout)
+    assert shown["recurrence"]["cron"] == "0 2 * * *" and shown["run"] == 1
+    assert json.loads(run("alerts", "--json").stdout) == []
+    assert run("history", "999").exit_code == 2
+    refused = run("release", "999")
+    assert refused.exit_code == 2 and "999" in refused.stderr
+    refused = run("hold", str(job_id))
+    assert refused.exit_code == 2 and "hold" in refused.stderr
+
+
+def test_the_coordinator_command_starts_due_jobs_with_no_server_running(home, tmp_path):
+    """The timers without a batch server: a due job starts (its task becomes ready and is
+    queued), then SIGTERM stops the coordinator cleanly."""
+    import signal
+    import time
+
+    path = tmp_path / "job.yaml"
+    path.write_text(f"description: later\nrun_at: '2020-01-01T00:00:00Z'\ntasks:\n  - {NOOP}\n")
+    submitted = run("submit", str(path), "--hold")
+    job_id = int(submitted.stdout)
+    assert run("release", str(job_id)).exit_code == 0      # due at once: release starts it
+    assert json.loads(run("status", str(job_id), "--json").stdout)["status"] == "executing"
+    path.write_text("description: soon\nrun_at: '" + (
+        datetime.now(UTC) + timedelta(seconds=1)).isoformat() + f"'\ntasks:\n  - {NOOP}\n")
+    soon = int(run("submit", str(path)).stdout)
+    assert json.loads(run("status", str(soon), "--json").stdout)["status"] == "waiting"
+    proc = subprocess.Popen([sys.executable, "-c", "from batchjobs.cli import main; main()",
+                             "coordinator"], env=dict(os.environ), cwd=tmp_path,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 20
+        while json.loads(run("status", str(soon), "--json").stdout)["status"] != "executing":
+            assert time.monotonic() < deadline, "the coordinator did not start the due job"
+            time.sleep(0.05)
+        shown = json.loads(run("status", str(soon), "--json").stdout)
+        assert shown["tasks"][0]["status"] == "ready"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0, proc.stderr.read() if proc.stderr else ""

@@ -588,3 +588,16 @@ def test_find_cycle_finds_a_cycle_after_an_explored_acyclic_branch():
     # A's first branch (B) is done before the cycle through C is entered.
     parents = {"A": ["B", "C"], "B": [], "C": ["D"], "D": ["C"]}
     assert find_cycle(parents) == ["C", "D", "C"]
+
+
+def test_the_shipped_job_files_are_valid():
+    from pathlib import Path
+
+    shipped = sorted((Path(__file__).resolve().parent.parent / "deploy" / "jobs").glob("*.yaml"))
+    assert len(shipped) >= 5
+    for path in shipped:
+        job = load_job_file(path)
+        job.validate(groups={"default"})
+    nightly = load_job_file(shipped[[p.name for p in shipped].index("nightly.yaml")])
+    assert nightly.recurrence.cron == "0 2 * * 1-5"
+    assert nightly.recurrence.timezone == "Europe/Oslo"

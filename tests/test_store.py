@@ -47,3 +47,41 @@ def test_migrations_create_exactly_what_the_models_declare(tmp_path):
     with engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
     assert diff == []
+
+
+def test_a_database_at_0001_with_jobs_upgrades_and_each_job_gets_its_first_run(tmp_path):
+    from alembic import command
+    from sqlalchemy import text
+
+    settings = sqlite_settings(tmp_path)
+    engine = store._create_engine(settings)
+    cfg = store.alembic_config(engine)
+    with engine.connect() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0001")
+        conn.execute(text(
+            "INSERT INTO jobs (id, description, status, alert, created_by, created_at, "
+            "task_count, remaining, failed) VALUES (7, 'old', 'ended', 'error', 'ann', "
+            "'2026-11-01 10:00:00', 1, 0, 0)"))
+        conn.commit()
+    assert store.upgrade(engine, settings) == store.SCHEMA_REVISION
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT job_id, number, status FROM job_runs")).all() == [
+            (7, 1, "ended")]
+        assert conn.execute(text("SELECT run_number FROM jobs")).scalar() == 1
+
+
+def test_one_run_number_per_job_is_enforced_by_the_database(tmp_path):
+    import pytest
+    from sqlalchemy.exc import IntegrityError
+
+    from batchjobs import JobSpec, runs, submit
+    from batchjobs.status import JobStatus
+
+    settings = sqlite_settings(tmp_path)
+    job = JobSpec("once")
+    job.add_task("A", "batchjobs.examples.noop")
+    job_id = submit(job, hold=True, settings=settings)
+    with pytest.raises(IntegrityError):
+        with store.transaction(settings) as session:
+            runs.new_run(session, job_id, 1, status=JobStatus.WAITING, scheduled_at=None)

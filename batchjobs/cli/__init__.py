@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from . import db, demo, groups, jobs, servers
+from . import coordinator, db, demo, groups, jobs, servers, users
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -21,7 +21,8 @@ def cli() -> None:
     """
 
 
-for command in (*jobs.COMMANDS, servers.worker, servers.server, db.db, groups.group, demo.demo):
+for command in (*jobs.COMMANDS, servers.worker, servers.server, db.db, groups.group, users.user,
+                coordinator.coordinator, demo.demo):
     cli.add_command(command)
 
 

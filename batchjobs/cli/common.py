@@ -18,6 +18,7 @@ from ..errors import (
     DefinitionError,
     GroupNotFound,
     InUse,
+    InvalidState,
     JobNotFound,
     ServerNotFound,
 )
@@ -46,7 +47,7 @@ def reports_errors(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except (DefinitionError, JobNotFound, ServerNotFound, GroupNotFound, InUse,
-                ConfigError) as exc:
+                InvalidState, ConfigError) as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(EXIT_INVALID)
         except OperationalError as exc:

@@ -12,8 +12,12 @@ import click
 from .. import api, store
 from ..examples import job1
 from ..launch import ServerProcess, stop_all, wait_until_ready
+from ..servers import set_server
 from ..settings import get_settings
 from .common import EXIT_FAILED, reports_errors
+
+
+DEMO_SERVERS = ("Batch1", "Batch2")
 
 
 @click.command()
@@ -39,8 +43,9 @@ def demo(fail: str | None, seconds: float) -> None:
     store.get_engine(settings)  # create the schema once, before the servers race for it
     click.echo(f"database {settings.safe_database_url()}, broker {settings.safe_broker_url()}")
     log_dir = Path(tempfile.mkdtemp(prefix="batchjobs-demo-"))
-    servers = [ServerProcess(name, threads=1, log_path=log_dir / f"{name}.log")
-               for name in ("Batch1", "Batch2")]
+    for name in DEMO_SERVERS:   # the walkthrough's capacity, whatever the records said before
+        set_server(name, groups=["default"], threads=1, schedule="")
+    servers = [ServerProcess(name, log_path=log_dir / f"{name}.log") for name in DEMO_SERVERS]
     try:
         wait_until_ready(servers, settings=settings)
         click.echo("batch servers Batch1 and Batch2 are up (1 thread each)")

@@ -1,12 +1,14 @@
-"""``submit``, ``status``, ``wait`` and ``list``: the job commands."""
+"""The job commands: submit, status, wait, list, hold, release, cancel, rerun, history,
+alerts, run-client."""
 
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import click
 
-from .. import api
+from .. import alerts, api, client, lifecycle
 from ..definition import load_job_file
 from ..status import JobStatus
 from .common import EXIT_FAILED, EXIT_OK, EXIT_TIMEOUT, echo_json, json_option, reports_errors
@@ -83,4 +85,105 @@ def list_jobs(limit: int, as_json: bool) -> None:
                    f"{j['description']}")
 
 
-COMMANDS = (submit, status, wait, list_jobs)
+
+@click.command()
+@click.argument("job_id", type=int)
+@reports_errors
+def hold(job_id: int) -> None:
+    """Keep a waiting job from starting (until release)."""
+    lifecycle.hold(job_id)
+    click.echo(f"job {job_id} held")
+
+
+@click.command()
+@click.argument("job_id", type=int)
+@reports_errors
+def release(job_id: int) -> None:
+    """Let a held job start (at once if its time has come)."""
+    lifecycle.release(job_id)
+    click.echo(f"job {job_id} released")
+
+
+@click.command()
+@click.argument("job_id", type=int)
+@reports_errors
+def cancel(job_id: int) -> None:
+    """Cancel a job: tasks not started are canceled, executing ones stopped."""
+    stopped = lifecycle.cancel(job_id)
+    click.echo(f"job {job_id} canceled ({stopped} executing task(s) stopped)")
+
+
+@click.command()
+@click.argument("job_id", type=int)
+@click.option("--failed", is_flag=True,
+              help="Only the tasks that ended error, not_run or canceled (and their dependents).")
+@reports_errors
+def rerun(job_id: int, failed: bool) -> None:
+    """Run a finished job again (all of it, or its failed branch); history is kept."""
+    count = lifecycle.rerun(job_id, failed=failed)
+    click.echo(f"job {job_id}: {count} task(s) run again")
+
+
+@click.command()
+@click.argument("job_id", type=int)
+@json_option
+@reports_errors
+def history(job_id: int, as_json: bool) -> None:
+    """List the runs of a job: number, scheduled time, start, end, status."""
+    rows = api.history(job_id)
+    if as_json:
+        echo_json(rows)
+        return
+    click.echo(f"{'run':>4}  {'kind':<9} {'scheduled':<21} {'started':<21} {'ended':<21} "
+               f"{'status':<9} skipped")
+    for r in rows:
+        click.echo(f"{r['number']:>4}  {r['kind']:<9} {_t(r['scheduled_at']):<21} "
+                   f"{_t(r['started_at']):<21} {_t(r['ended_at']):<21} {r['status']:<9} "
+                   f"{r['skipped']}")
+
+
+def _t(value: str | None) -> str:
+    return value[:19] + "Z" if value else "-"
+
+
+@click.command(name="alerts")
+@click.option("--user", default=None, help="Only this user's alerts.")
+@json_option
+@reports_errors
+def list_alerts(user: str | None, as_json: bool) -> None:
+    """List alerts (newest first) with the state of each delivery."""
+    rows = alerts.list_alerts(user=user)
+    if as_json:
+        echo_json(rows)
+        return
+    for a in rows:
+        sent = ", ".join(f"{d['sink']} {d['status']}" for d in a["deliveries"]) or "stored only"
+        click.echo(f"{a['id']:>5}  {a['created_at']}  {a['user']:<12} {a['message']}  [{sent}]")
+
+
+@click.command(name="run-client")
+@click.option("--job", "job_id", type=int, default=None, help="Only this job's client tasks.")
+@json_option
+@reports_errors
+def run_client(job_id: int | None, as_json: bool) -> None:
+    """Run the ready client tasks here, in the foreground; the jobs then go on."""
+    def starting(claimed: Any) -> None:
+        if not as_json:
+            click.echo(f"running job {claimed.job_id} task {claimed.name!r} "
+                       f"({claimed.process})", err=True)
+
+    ran = client.run_client(job_id, on_start=starting)
+    if as_json:
+        echo_json(ran)
+        return
+    if not ran:
+        click.echo("no client task is ready")
+    for r in ran:
+        click.echo(f"job {r['job_id']} task {r['task']!r}: {r['status']}"
+                   + (f" ({r['error']})" if r["error"] else ""))
+    if any(r["status"] != "ended" for r in ran):
+        sys.exit(EXIT_FAILED)
+
+
+COMMANDS = (submit, status, wait, list_jobs, hold, release, cancel, rerun, history, list_alerts,
+            run_client)

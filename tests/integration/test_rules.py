@@ -116,3 +116,24 @@ def _task_id(job_id: int, name: str) -> int:
     with store.read_session() as session:
         return session.execute(select(Task.id).where(Task.job_id == job_id, Task.name == name)
                                ).scalar_one()
+
+
+def test_a_job_large_enough_for_bulk_copy_is_stored_whole_and_runs(servers):
+    """600 tasks and 300 conditions: PostgreSQL stores them with COPY, SQLite with
+    executemany; both must give the same job."""
+    job = JobSpec("bulk", company="DAT")
+    for i in range(300):
+        parent = job.add_task(f"A{i}", "batchjobs.examples.sleep", kwargs={"seconds": 0})
+        job.add_task(f"B{i}", "batchjobs.examples.noop", depends_on=[(parent, "ended")],
+                     company="USMF" if i % 2 else None, retries=1)
+    result = run(job, user="bulk-user")
+    assert result["status"] == "ended"
+    assert set(statuses(result).values()) == {"ended"} and len(result["tasks"]) == 600
+    tasks = by_name(result)
+    assert (tasks["B1"]["company"], tasks["B2"]["company"], tasks["A7"]["company"]) == (
+        "USMF", "DAT", "DAT")
+    attempts = batchjobs.attempts(result["id"])
+    assert len(attempts) == 600 and {a["user"] for a in attempts} == {"bulk-user"}
+    first_b = {a["task"]: a["started_at"] for a in attempts}
+    ended_a = {a["task"]: a["ended_at"] for a in attempts}
+    assert all(ended_a[f"A{i}"] <= first_b[f"B{i}"] for i in range(300))

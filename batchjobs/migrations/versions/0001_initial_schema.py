@@ -33,6 +33,8 @@ def upgrade() -> None:
     sa.Column('schedule', sa.JSON(), nullable=False),
     sa.Column('created_at', batchjobs.models.UTCDateTime(timezone=True), nullable=False),
     sa.Column('heartbeat_at', batchjobs.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('applied_groups', sa.JSON(), nullable=False),
+    sa.Column('applied_threads', sa.Integer(), nullable=True),
     sa.PrimaryKeyConstraint('name', name=op.f('pk_batch_servers'))
     )
     op.create_table('jobs',

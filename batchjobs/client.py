@@ -1,0 +1,57 @@
+"""Client tasks: steps a person runs by hand, in the foreground of a terminal.
+
+A task whose process is registered with ``@batchable(client=True)`` is never
+queued: when it becomes ready it waits until someone runs ``batchjobs
+run-client``, which claims it like a batch server would (so two terminals
+never run it twice), runs it here, records the outcome, and the job goes on.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import select
+
+from . import queues, store
+from .coordinator import Claim, claim
+from .models import Task
+from .runner import execute, record
+from .settings import Settings
+from .status import Outcome, TaskStatus
+
+
+def ready_client_tasks(job_id: int | None = None, *,
+                       settings: Settings | None = None) -> list[tuple[int, int, str]]:
+    """``(task_id, job_id, name)`` of the client tasks waiting for a person."""
+    query = (select(Task.id, Task.job_id, Task.name)
+             .where(Task.status == TaskStatus.READY, Task.client.is_(True)).order_by(Task.id))
+    if job_id is not None:
+        query = query.where(Task.job_id == job_id)
+    with store.read_session(settings) as session:
+        return [(row.id, row.job_id, row.name) for row in session.execute(query)]
+
+
+def run_client(job_id: int | None = None, *, on_start: Callable[[Claim], Any] | None = None,
+               settings: Settings | None = None) -> list[dict[str, Any]]:
+    """Run every ready client task (of ``job_id``), including those that become ready
+    while doing so; return what ran, in order."""
+    where = f"client:{socket.gethostname()}"
+    done: list[dict[str, Any]] = []
+    while True:
+        pending = ready_client_tasks(job_id, settings=settings)
+        if not pending:
+            return done
+        for task_id, task_job, _ in pending:
+            with store.transaction(settings) as session:
+                claimed = claim(session, task_id, task_job, where)
+            if claimed is None:
+                continue  # another terminal took it
+            if on_start is not None:
+                on_start(claimed)
+            outcome, error = execute(claimed, where, client=True)
+            queues.publish(record(claimed, outcome, error))
+            done.append({"job_id": claimed.job_id, "task": claimed.name,
+                         "status": (TaskStatus.ENDED if outcome is Outcome.ENDED
+                                    else TaskStatus.ERROR).value, "error": error})

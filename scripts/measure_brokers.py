@@ -143,7 +143,10 @@ class Result:
     hop_median_ms: float | None = None
     hop_p90_ms: float | None = None
     hop_max_ms: float | None = None
-    lost: int = 0
+    #: published tasks (throughput + hop chain) that never completed; None if nothing ran
+    lost: int | None = None
+    #: message files still in the queue folder at the end (file transports only)
+    queue_left: int | None = None
     worker_alive: bool = False
     worker_exit_code: int | None = None
     worker_cpu_s: float | None = None
@@ -276,6 +279,9 @@ class Bench:
             self.stop_worker(proc)
             app.close()
             res.worker_errors = _error_lines(log)
+            if "data_folder_in" in cand.options:
+                res.queue_left = sum(1 for f in os.listdir(cand.options["data_folder_in"])
+                                     if f.endswith(".bench.msg"))
             if cand.url.startswith("redis://"):
                 import redis
 
@@ -291,7 +297,9 @@ class Bench:
         deadline = time.monotonic() + self.args.ready_timeout
         if fanout:
             while not app.control.ping(timeout=0.5):
-                if proc.poll() is not None or time.monotonic() > deadline:
+                if proc.poll() is not None:
+                    raise RuntimeError("worker exited before answering ping")
+                if time.monotonic() > deadline:
                     raise RuntimeError("worker never answered ping")
         app.send_task("bench.probe", args=("probe", "ready"))
         if _wait_files(results / "probe", 1, proc, deadline, self.args.stall) < 1:
@@ -299,7 +307,9 @@ class Bench:
         res.ready_s = time.time() - t0
         # warm-up chain: forks/imports done, each child has published once
         app.send_task("bench.hop", args=("warmup", 0, 6))
-        _wait_files(results / "warmup", 6, proc, time.monotonic() + 20, self.args.stall)
+        if _wait_files(results / "warmup", 6, proc, time.monotonic() + 20, self.args.stall) < 6:
+            raise RuntimeError("warm-up chain did not complete"
+                               + (" (worker exited)" if proc.poll() is not None else ""))
 
         # a. throughput
         n = self.args.tasks
@@ -314,11 +324,11 @@ class Bench:
         stamps = _read_stamps(results / "tput")
         if res.completed == n and stamps:
             res.tasks_per_s = n / (max(s[0] for s in stamps.values()) - t_first)
-        lost = n - res.completed
+        res.lost = n - res.completed
 
         # b. hop latency
         m = self.args.hops
-        if proc.poll() is None:
+        if proc.poll() is None:  # else the chain is not started (and not counted as lost)
             app.send_task("bench.hop", args=("hops", 0, m))
             res.hops_completed = _wait_files(results / "hops", m, proc,
                                              time.monotonic() + self.args.deadline, self.args.stall)
@@ -329,8 +339,7 @@ class Bench:
                 res.hop_median_ms = statistics.median(gaps)
                 res.hop_p90_ms = _percentile(gaps, 90)
                 res.hop_max_ms = max(gaps)
-        lost += m - res.hops_completed
-        res.lost = lost
+            res.lost += m - res.hops_completed
 
 
 def _wait_files(folder: Path, count: int, proc: subprocess.Popen, deadline: float,
@@ -395,8 +404,7 @@ def print_table(results: list[Result]) -> None:
             "worker alive"]
     rows = [[r.transport, _fmt(r.tasks_per_s, ".0f"), _fmt(r.publish_per_s, ".0f"),
              _fmt(r.hop_median_ms, ".2f"), _fmt(r.hop_p90_ms, ".2f"),
-             str(r.lost) + (f" ({r.tasks - r.completed} tput, {r.hops - r.hops_completed} hops)"
-                            if r.lost else ""),
+             "-" if r.lost is None else str(r.lost),
              "yes" if r.worker_alive else f"NO (exit {r.worker_exit_code})"] for r in results]
     widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(head)]
     line = " | ".join(h.ljust(w) for h, w in zip(head, widths))
@@ -405,8 +413,11 @@ def print_table(results: list[Result]) -> None:
     for row in rows:
         print(" | ".join(c.ljust(w) for c, w in zip(row, widths)))
     for r in results:
-        if r.error or r.worker_errors:
-            print(f"\n{r.transport}: " + (r.error or ""))
+        if r.error or r.worker_errors or r.lost:
+            print(f"\n{r.transport}: {r.error or ''}")
+            if r.lost:
+                print(f"    completed {r.completed}/{r.tasks} throughput tasks, "
+                      f"{r.hops_completed}/{r.hops} hops; {r.queue_left} messages left in queue")
             for err in r.worker_errors:
                 print(f"    worker log: {err}")
 

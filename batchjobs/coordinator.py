@@ -22,7 +22,9 @@ from sqlalchemy import (
     String,
     and_,
     bindparam,
+    any_,
     case,
+    exists,
     insert,
     literal,
     not_,
@@ -31,6 +33,7 @@ from sqlalchemy import (
     true,
     update,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session, aliased
 
 from . import clock, runs
@@ -64,6 +67,10 @@ class Claim:
     attempt: int
     #: Attempt number within the current run (``attempt`` counts across runs).
     try_number: int = 1
+    #: The dependents a success of this task decides without a cascade (every one
+    #: expects ``ended`` or ``finished``); None when a success needs the full
+    #: propagation. See :func:`record_success_at_once`.
+    readied_by_success: tuple[int, ...] | None = None
 
 
 # -- prebuilt statements ------------------------------------------------------------
@@ -94,7 +101,8 @@ _CLAIM = (update(_task).where(_task.c.id == bindparam("p_task"),
                               _task.c.status == TaskStatus.READY.value)
           .values(status=TaskStatus.EXECUTING.value, attempts=_task.c.attempts + 1)
           .returning(_task.c.name, _task.c.process, _task.c.kwargs, _task.c.company,
-                     _task.c.run_as, _task.c.attempts, _task.c.attempt_base))
+                     _task.c.run_as, _task.c.attempts, _task.c.attempt_base,
+                     _task.c.dependents))
 _INSERT_ATTEMPT = insert(_attempt).values(
     run=select(_job.c.run_number).where(_job.c.id == bindparam("p_job")).scalar_subquery(),
     task_id=bindparam("p_task"), number=bindparam("p_number"), server=bindparam("p_server"),
@@ -115,8 +123,8 @@ def _claim_cte() -> Any:
                _NOW, literal(Outcome.RUNNING.value), bindparam("p_message", type_=String()))
     ).returning(_attempt.c.id).cte("attempt")
     return select(claimed.c.name, claimed.c.process, claimed.c.kwargs, claimed.c.company,
-                  claimed.c.run_as, claimed.c.attempts, claimed.c.attempt_base
-                  ).add_cte(attempt)
+                  claimed.c.run_as, claimed.c.attempts, claimed.c.attempt_base,
+                  claimed.c.dependents).add_cte(attempt)
 
 
 _CLAIM_ONE_STATEMENT = _claim_cte()
@@ -199,12 +207,25 @@ def claim(session: Session | Connection, task_id: int, job_id: int, server: str,
     row = conn.execute(_CLAIM_ONE_STATEMENT if one_statement else _CLAIM, params).first()
     if row is None:
         return None
-    name, process, kwargs, company, user, attempt, base = row
+    name, process, kwargs, company, user, attempt, base, dependents = row
     if not one_statement:   # SQLite has no data-modifying CTE: the attempt row follows
         conn.execute(_INSERT_ATTEMPT, {**params, "p_number": attempt, "p_company": company,
                                        "p_user": user})
     return Claim(task_id, job_id, name, process, dict(kwargs or {}), company, user, attempt,
-                 attempt - base)
+                 attempt - base, readied_by_success(dependents))
+
+
+def readied_by_success(dependents: list[Any] | None) -> tuple[int, ...] | None:
+    """The ids of the dependents if a success of their parent decides them all without a
+    cascade: each expects ``ended`` or ``finished``, so the condition holds, and a held
+    condition only ever makes a waiting task ready (or leaves it waiting). None otherwise
+    (a dependent expects ``error``: it becomes not_run, and so may its own dependents)."""
+    children = tuple(child for child, _ in dependents or ())
+    if len(set(children)) != len(children):
+        return None
+    if all(holds(expected, TaskStatus.ENDED) for _, expected in dependents or ()):
+        return children
+    return None
 
 
 def record_outcome(session: Session, task_id: int, attempt: int, outcome: Outcome,
@@ -241,10 +262,10 @@ def _record_success(session: Session, task_id: int, attempt: int,
     """PostgreSQL, an attempt that ended well: attempt, task and job counter in one
     statement; then only the dependents (if any) cost more."""
     row = session.connection().execute(_SUCCESS, {
-        "p_task": task_id, "p_number": attempt, "p_now": now}).first()
+        "p_task": task_id, "p_number": attempt, "p_now": now, "p_children": []}).first()
     if row is None:
         return []
-    job_id, name, dependents, remaining, failed = row
+    job_id, name, dependents, remaining, failed = row[:5]
     if remaining <= 0:
         _end_job(session, job_id, failed, now)
         return []
@@ -252,7 +273,57 @@ def _record_success(session: Session, task_id: int, attempt: int,
                      settled=True)
 
 
+def record_success_at_once(conn: Connection, task_id: int, attempt: int,
+                           children: tuple[int, ...]) -> tuple[list[Dispatch], int | None]:
+    """PostgreSQL, in autocommit: a success that decides its dependents without a cascade
+    (``children``, from :attr:`Claim.readied_by_success`).
+
+    One statement records the attempt, ends the task, counts it on the job and
+    applies the held condition to every dependent: one round trip, no transaction.
+    Returns the dependents that became ready, and the job's id when this was its
+    last task; the caller then ends the job in a transaction of its own
+    (:func:`end_settled_job`). Should it die before that, the housekeepers' sweep
+    (:func:`settled_jobs`) ends the job.
+    """
+    rows = conn.execute(_SUCCESS, {"p_task": task_id, "p_number": attempt,
+                                   "p_now": clock.now(), "p_children": list(children)}).all()
+    if not rows:
+        return [], None
+    first = rows[0]
+    dispatches = [Dispatch(r.id, r.child_job_id, r.child_name, r.process, r.group_name)
+                  for r in rows if r.child_status == TaskStatus.READY and not r.client]
+    return dispatches, (first.job_id if first.remaining <= 0 else None)
+
+
+def settled_jobs(session: Session, limit: int = 100) -> list[int]:
+    """Executing jobs with no task left to finish: their end was not recorded (the
+    process that finished their last task died first)."""
+    return list(session.execute(
+        select(Job.id).where(Job.status == JobStatus.EXECUTING, Job.remaining <= 0)
+        .limit(limit)).scalars())
+
+
+def end_settled_job(session: Session, job_id: int) -> bool:
+    """End a job whose tasks have all finished; False if it was ended already."""
+    row = session.connection().execute(
+        select(_job.c.failed).where(_job.c.id == job_id,
+                                    _job.c.status == JobStatus.EXECUTING.value,
+                                    _job.c.remaining <= 0).with_for_update()).first()
+    if row is None:
+        return False
+    _end_job(session, job_id, row.failed, clock.now())
+    return True
+
+
 def _success_statement() -> Any:
+    """PostgreSQL: a successful attempt, its task, the job's counter and the held
+    condition on the dependents listed in ``p_children``, in one statement.
+
+    Each step reads the previous one's RETURNING, so a second report of the same
+    attempt (nothing ``running`` to record) changes nothing at all. A dependent gets
+    ``met + 1`` and is ready when that completes its conditions (``all``) or at once
+    (``any``); a dependent no longer waiting is left alone. One row per dependent
+    decided (or one row with no dependent)."""
     recorded = (update(_attempt).where(_attempt.c.task_id == bindparam("p_task"),
                                        _attempt.c.number == bindparam("p_number"),
                                        _attempt.c.outcome == Outcome.RUNNING.value)
@@ -265,9 +336,22 @@ def _success_statement() -> Any:
     settled = (update(_job).where(_job.c.id.in_(select(finished.c.job_id)))
                .values(remaining=_job.c.remaining - 1)
                .returning(_job.c.remaining, _job.c.failed).cte("settled"))
-    return select(finished.c.job_id, finished.c.name, finished.c.dependents,
-                  settled.c.remaining, settled.c.failed).select_from(finished.join(settled,
-                                                                                   true()))
+    met = _task.c.met + 1
+    ready = or_(_task.c.condition_type == ConditionType.ANY.value, met == _task.c.n_conditions)
+    decided = (update(_task).where(
+        _task.c.id == any_(bindparam("p_children", type_=ARRAY(Integer()))),
+        _task.c.status == TaskStatus.WAITING.value, exists(select(finished.c.job_id)))
+        .values(met=met, status=case((ready, TaskStatus.READY.value), else_=_task.c.status),
+                ready_at=case((ready, _NOW), else_=_task.c.ready_at))
+        .returning(_task.c.id, _task.c.job_id.label("child_job_id"),
+                   _task.c.name.label("child_name"), _task.c.process, _task.c.group_name,
+                   _task.c.client, _task.c.status.label("child_status"))
+        .cte("decided"))
+    return (select(finished.c.job_id, finished.c.name, finished.c.dependents,
+                   settled.c.remaining, settled.c.failed, decided.c.id, decided.c.child_job_id,
+                   decided.c.child_name, decided.c.process, decided.c.group_name,
+                   decided.c.client, decided.c.child_status)
+            .select_from(finished.join(settled, true()).outerjoin(decided, true())))
 
 
 _SUCCESS = _success_statement()

@@ -18,10 +18,11 @@ from sqlalchemy.exc import OperationalError
 
 from . import queues, store
 from .app import app
-from .coordinator import Claim, record_outcome
+from .coordinator import Claim, end_settled_job, record_outcome, record_success_at_once
 from .coordinator import claim as claim_task
 from .errors import BatchJobsError, TaskFailed
 from .processes import ProcessContext, get_process
+from .settings import Settings
 from .status import Outcome
 
 log = logging.getLogger(__name__)
@@ -74,11 +75,18 @@ def execute(claimed: Claim, server: str, *, client: bool = False) -> tuple[Outco
     return Outcome.ENDED, None
 
 
-def record(claimed: Claim, outcome: Outcome, error: str | None) -> list[Any]:
+def record(claimed: Claim, outcome: Outcome, error: str | None,
+           settings: Settings | None = None) -> list[Any]:
+    """Record the outcome; return the dependents that became ready. A database that is
+    briefly unreachable is retried: a second recording of the same attempt is a no-op."""
+    at_once = (outcome is Outcome.ENDED and claimed.readied_by_success is not None
+               and store.get_engine(settings).dialect.name == "postgresql")
     delay = 0.1
     for attempt in range(1, RECORD_TRIES + 1):
         try:
-            with store.transaction() as session:
+            if at_once:
+                return _record_success_at_once(claimed, settings)
+            with store.transaction(settings) as session:
                 return record_outcome(session, claimed.task_id, claimed.attempt, outcome, error)
         except OperationalError:
             if attempt == RECORD_TRIES:
@@ -87,3 +95,15 @@ def record(claimed: Claim, outcome: Outcome, error: str | None) -> list[Any]:
             time.sleep(delay)
             delay *= 2
     return []
+
+
+def _record_success_at_once(claimed: Claim, settings: Settings | None) -> list[Any]:
+    """A success that decides its dependents without a cascade: one autocommit statement;
+    a transaction only to end the job when this was its last task."""
+    with store.begin(settings, one_statement=True) as conn:
+        dispatches, ended_job = record_success_at_once(
+            conn, claimed.task_id, claimed.attempt, claimed.readied_by_success or ())
+    if ended_job is not None:
+        with store.transaction(settings) as session:
+            end_settled_job(session, ended_job)
+    return dispatches

@@ -25,7 +25,15 @@ from sqlalchemy import select
 
 from . import alerts, clock, queues, store
 from .controller import APPLY_COMMAND, Controller, apply, schedule_clock
-from .coordinator import due_jobs, lost_attempts, record_outcome, stale_ready, start_job
+from .coordinator import (
+    due_jobs,
+    end_settled_job,
+    lost_attempts,
+    record_outcome,
+    settled_jobs,
+    stale_ready,
+    start_job,
+)
 from .models import Task
 from .runner import server_name
 from .servers import HEARTBEAT_INTERVAL, beat, record_applied, register_worker
@@ -92,7 +100,7 @@ class Housekeeper(threading.Thread):
             self._last_beat = clock.now().timestamp()
             if self.server is not None:
                 duties.append(functools.partial(beat, self.server))
-            duties += [self.fail_lost_attempts, self.republish_lost]
+            duties += [self.fail_lost_attempts, self.republish_lost, self.end_settled_jobs]
         for duty in duties:
             try:   # one failing duty (a sink, say) must not stop the heartbeat
                 duty()
@@ -129,6 +137,16 @@ class Housekeeper(threading.Thread):
                 dispatches = record_outcome(session, task_id, number, Outcome.ERROR, error)
             log.warning("task %s attempt %s lost with server %s", task_id, number, server)
             queues.publish(dispatches)
+
+    def end_settled_jobs(self) -> None:
+        """End jobs whose last task was recorded by a process that died before it could
+        end the job (see :func:`coordinator.record_lone_success`)."""
+        with store.read_session() as session:
+            settled = settled_jobs(session)
+        for job_id in settled:
+            with store.transaction() as session:
+                if end_settled_job(session, job_id):
+                    log.warning("job %s had no task left to run; ended", job_id)
 
     def republish_lost(self) -> None:
         """Republish ready tasks whose message is gone (their queue is empty)."""

@@ -121,8 +121,9 @@ class RawWorkers:
 
     def __init__(self, count: int, concurrency: int, env: dict[str, str], logs: Path) -> None:
         self.procs: list[subprocess.Popen[bytes]] = []
+        self.logs = [logs / f"raw{k + 1}.log" for k in range(count)]
         for k in range(count):
-            with open(logs / f"raw{k + 1}.log", "ab") as out:
+            with open(self.logs[k], "ab") as out:
                 self.procs.append(subprocess.Popen(
                     [sys.executable, "-m", "celery", "-A", "rawcelery", "worker", "--pool",
                      "prefork", "--concurrency", str(concurrency), "--prefetch-multiplier", "1",
@@ -136,9 +137,11 @@ class RawWorkers:
         return [p.pid for p in self.procs]
 
     def check(self) -> None:
-        for p in self.procs:
+        for p, log in zip(self.procs, self.logs):
             if p.poll() is not None:
-                raise BenchError(f"raw Celery worker exited with code {p.returncode}")
+                tail = log.read_text(errors="replace").strip().splitlines()[-15:]
+                raise BenchError(f"raw Celery worker exited with code {p.returncode}:\n"
+                                 + "\n".join(tail))
 
     def stop(self) -> None:
         for p in self.procs:

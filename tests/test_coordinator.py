@@ -1,4 +1,5 @@
-"""The coordinator on a real (SQLite) database, without brokers or workers."""
+"""The coordinator on real databases (SQLite, and PostgreSQL with its one-statement
+paths), without brokers or workers."""
 
 from __future__ import annotations
 
@@ -6,21 +7,38 @@ import itertools
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import create_engine, select, text
 
 from batchjobs import JobSpec, clock, store
 from batchjobs.api import status, submit
 from batchjobs.coordinator import claim, record_outcome, start_job
 from batchjobs.graph import Decision, decide
-from batchjobs.models import Job, Task
+from batchjobs.models import Job, JobRun, Task
 from batchjobs.settings import Settings
+from batchjobs.runner import record
 from batchjobs.status import Outcome
+from tests.conftest import PG_URL
 
 
-@pytest.fixture
-def settings(tmp_path) -> Settings:
-    return Settings(database_url=f"sqlite:///{tmp_path / 'c.db'}", broker_url="embedded://",
-                    home=tmp_path)
+PG_SCHEMA = "batchjobs_unit"
+
+
+@pytest.fixture(scope="module")
+def postgres_url() -> str:
+    """A PostgreSQL schema of its own, emptied once for this module."""
+    engine = create_engine(PG_URL)
+    with engine.begin() as conn:
+        conn.execute(text(f"DROP SCHEMA IF EXISTS {PG_SCHEMA} CASCADE"))
+        conn.execute(text(f"CREATE SCHEMA {PG_SCHEMA}"))
+    engine.dispose()
+    return f"{PG_URL}?options=-csearch_path%3D{PG_SCHEMA}"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def settings(request, tmp_path) -> Settings:
+    url = (f"sqlite:///{tmp_path / 'c.db'}" if request.param == "sqlite"
+           else request.getfixturevalue("postgres_url"))
+    return Settings(database_url=url, broker_url="embedded://", home=tmp_path)
 
 
 def held_job(settings: Settings, job: JobSpec) -> tuple[int, dict[str, int]]:
@@ -34,11 +52,12 @@ def held_job(settings: Settings, job: JobSpec) -> tuple[int, dict[str, int]]:
 
 
 def run_task(settings: Settings, job_id: int, task_id: int, outcome: Outcome) -> list[str]:
-    with store.transaction(settings) as session:
-        claimed = claim(session, task_id, job_id, "S")
+    """Claim and record as a batch server does (on PostgreSQL, a success whose dependents
+    all expect ended/finished is one autocommit statement)."""
+    with store.begin(settings, one_statement=True) as conn:
+        claimed = claim(conn, task_id, job_id, "S")
         assert claimed is not None
-    with store.transaction(settings) as session:
-        return [d.name for d in record_outcome(session, task_id, claimed.attempt, outcome, None)]
+    return [d.name for d in record(claimed, outcome, None, settings)]
 
 
 # Every counter state of a still-waiting task that one more parent outcome can change.
@@ -140,3 +159,54 @@ def test_retry_makes_the_task_ready_again_until_retries_are_used(settings):
     result = status(job_id, settings=settings)
     assert (result["status"], result["tasks"][0]["status"], result["tasks"][0]["attempts"]) == (
         "error", "error", 2)
+
+
+def test_a_success_decides_its_dependents_once_and_a_second_report_changes_nothing(settings):
+    job = JobSpec("fan-out")
+    a = job.add_task("A", "batchjobs.examples.noop")
+    b = job.add_task("B", "batchjobs.examples.noop")
+    job.add_task("C", "batchjobs.examples.noop", depends_on=[a, b])
+    job.add_task("D", "batchjobs.examples.noop", condition="any",
+                 depends_on=[(a, "finished"), (b, "ended")])
+    job_id, ids = held_job(settings, job)
+    with store.begin(settings, one_statement=True) as conn:
+        claimed = claim(conn, ids["A"], job_id, "S")
+    assert sorted(claimed.readied_by_success) == sorted([ids["C"], ids["D"]])
+    assert [d.name for d in record(claimed, Outcome.ENDED, None, settings)] == ["D"]
+    assert record(claimed, Outcome.ENDED, None, settings) == []
+    assert run_task(settings, job_id, ids["B"], Outcome.ENDED) == ["C"]
+    with store.read_session(settings) as session:
+        rows = {t.name: (t.status, t.met, t.unmet) for t in session.execute(
+            select(Task).where(Task.job_id == job_id)).scalars()}
+        assert rows == {"A": ("ended", 0, 0), "B": ("ended", 0, 0), "C": ("ready", 2, 0),
+                        "D": ("ready", 1, 0)}
+        assert session.get(Job, job_id).remaining == 2
+
+
+def test_a_dependent_expecting_error_takes_the_propagating_path(settings):
+    job = JobSpec("on error")
+    a = job.add_task("A", "batchjobs.examples.noop")
+    job.add_task("B", "batchjobs.examples.noop", depends_on=[(a, "error")])
+    job_id, ids = held_job(settings, job)
+    with store.begin(settings, one_statement=True) as conn:
+        claimed = claim(conn, ids["A"], job_id, "S")
+    assert claimed.readied_by_success is None
+    assert record(claimed, Outcome.ENDED, None, settings) == []
+    result = status(job_id, settings=settings)
+    assert result["status"] == "ended"
+    assert [t["status"] for t in result["tasks"]] == ["ended", "not_run"]
+
+
+def test_the_last_success_ends_the_job_and_its_run(settings):
+    job = JobSpec("last")
+    a = job.add_task("A", "batchjobs.examples.noop")
+    job.add_task("B", "batchjobs.examples.noop", depends_on=[a])
+    job_id, ids = held_job(settings, job)
+    assert run_task(settings, job_id, ids["A"], Outcome.ENDED) == ["B"]
+    assert status(job_id, settings=settings)["status"] == "executing"
+    assert run_task(settings, job_id, ids["B"], Outcome.ENDED) == []
+    result = status(job_id, settings=settings)
+    assert (result["status"], result["ended_at"] is not None) == ("ended", True)
+    with store.read_session(settings) as session:
+        assert [r.status for r in session.execute(
+            select(JobRun).where(JobRun.job_id == job_id)).scalars()] == ["ended"]

@@ -19,7 +19,7 @@ from .errors import InvalidRecurrence, JobNotFound
 from .processes import get_process
 from .recurrence import Recurrence, first_occurrence
 from .models import Attempt, BatchGroup, Condition, Job, Task
-from .settings import Settings
+from .settings import Settings, queue_depth
 from .status import JOB_FINAL, JobStatus, TaskStatus
 
 #: Seconds between two looks at the database while waiting for a job.
@@ -87,7 +87,7 @@ def submit(job: JobSpec, *, user: str | None = None, hold: bool = False,
             store.bulk_insert(session, Condition.__table__, conditions)
         dispatches = []
         if not hold and (run_at is None or run_at <= now):
-            dispatches = start_job(session, job_id)
+            dispatches = start_job(session, job_id, queue_depth(settings))
     queues.publish(dispatches)
     return job_id
 

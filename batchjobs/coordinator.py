@@ -38,7 +38,8 @@ from sqlalchemy.orm import Session, aliased
 
 from . import clock, runs
 from .graph import holds, job_outcome, unmet_reason
-from .models import Attempt, BatchServer, Condition, Job, Task, UTCDateTime
+from .models import Attempt, BatchGroup, BatchServer, Condition, Job, Task, UTCDateTime
+from .settings import QUEUE_DEPTH
 from .status import ConditionType, JobStatus, Outcome, TaskStatus
 
 
@@ -94,8 +95,29 @@ _START_JOB = (update(_job).where(_job.c.id == bindparam("p_job"),
 _START_ROOTS = (update(_task).where(_task.c.job_id == bindparam("p_job"),
                                     _task.c.status == TaskStatus.WAITING.value,
                                     _task.c.n_conditions == 0)
-                .values(status=TaskStatus.READY.value, ready_at=_NOW)
-                .returning(*_DISPATCH_COLUMNS))
+                .values(status=TaskStatus.READY.value, ready_at=_NOW, queued=False))
+#: Ready tasks waiting for room on their queue (see ``models.UNQUEUED``).
+#: Written as the index predicate is, so that PostgreSQL uses ``ix_tasks_unqueued``.
+_UNQUEUED = (_task.c.status == TaskStatus.READY.value, not_(_task.c.queued),
+             not_(_task.c.client))
+
+
+def _queue_statement(*where: Any, order: tuple[Any, ...]) -> Any:
+    """Mark up to ``p_limit`` unqueued ready tasks (``where``, in ``order``) queued and
+    return them to be published. Rows another feeder holds are skipped, not waited for.
+
+    The choice is a materialized CTE: as a plain ``IN (subquery)`` PostgreSQL may run
+    the limited subquery once per row it updates, and queue them all."""
+    chosen = (select(_task.c.id).where(*_UNQUEUED, *where).order_by(*order)
+              .limit(bindparam("p_limit", type_=Integer())).with_for_update(skip_locked=True)
+              .cte("chosen").prefix_with("MATERIALIZED", dialect="postgresql"))
+    return (update(_task).where(_task.c.id.in_(select(chosen.c.id)), *_UNQUEUED)
+            .values(queued=True).returning(*_DISPATCH_COLUMNS))
+
+
+_QUEUE_OF_JOB = _queue_statement(_task.c.job_id == bindparam("p_job"), order=(_task.c.id,))
+_QUEUE_OF_GROUP = _queue_statement(_task.c.group_name == bindparam("p_group"),
+                                   order=(_task.c.ready_at, _task.c.id))
 _CLAIM = (update(_task).where(_task.c.id == bindparam("p_task"),
                               _task.c.job_id == bindparam("p_job"),
                               _task.c.status == TaskStatus.READY.value)
@@ -138,7 +160,8 @@ _RECORD_ATTEMPT = (update(_attempt).where(_attempt.c.task_id == bindparam("p_tas
 _RETRY = (update(_task).where(_task.c.id == bindparam("p_task"),
                               _task.c.status == TaskStatus.EXECUTING.value,
                               _task.c.attempts - _task.c.attempt_base <= _task.c.retries)
-          .values(status=TaskStatus.READY.value, ready_at=_NOW).returning(*_DISPATCH_COLUMNS))
+          .values(status=TaskStatus.READY.value, ready_at=_NOW, queued=True)
+          .returning(*_DISPATCH_COLUMNS))
 _FINISH = (update(_task).where(_task.c.id == bindparam("p_task"),
                                _task.c.status == TaskStatus.EXECUTING.value)
            .values(status=bindparam("p_status"))
@@ -172,6 +195,7 @@ def _decide_statement() -> Any:
                     status=case((ready, TaskStatus.READY.value),
                                 (never, TaskStatus.NOT_RUN.value), else_=_task.c.status),
                     ready_at=case((ready, _NOW), else_=_task.c.ready_at),
+                    queued=case((ready, True), else_=_task.c.queued),
                     reason=case((never, bindparam("p_reason")), else_=_task.c.reason))
             .returning(_task.c.status, _task.c.condition_type, _task.c.dependents,
                        *_DISPATCH_COLUMNS))
@@ -180,14 +204,36 @@ def _decide_statement() -> Any:
 _DECIDE = _decide_statement()
 
 
-def start_job(session: Session, job_id: int) -> list[Dispatch]:
-    """Move a waiting job to executing and make its unconditioned tasks ready."""
+def start_job(session: Session, job_id: int, depth: int = QUEUE_DEPTH) -> list[Dispatch]:
+    """Move a waiting job to executing and make its unconditioned tasks ready; return the
+    first ``depth`` of them to publish (the rest wait for room: :func:`queue_ready`)."""
     conn = session.connection()
     params = {"p_job": job_id, "p_now": clock.now()}
     if conn.execute(_START_JOB, params).first() is None:
         return []
     runs.start_run(session, job_id, params["p_now"])
-    return queued(conn.execute(_START_ROOTS, params))
+    conn.execute(_START_ROOTS, params)
+    return queue_job(session, job_id, depth)
+
+
+def queue_job(session: Session, job_id: int, limit: int) -> list[Dispatch]:
+    """Up to ``limit`` unqueued ready tasks of the job, marked queued, to publish."""
+    return queued(session.connection().execute(_QUEUE_OF_JOB,
+                                               {"p_job": job_id, "p_limit": limit}))
+
+
+def queue_ready(session: Session, group: str, limit: int) -> list[Dispatch]:
+    """Up to ``limit`` unqueued ready tasks of ``group``, oldest first, marked queued, to
+    publish: a housekeeper's feed when the group's queue has room."""
+    return queued(session.connection().execute(_QUEUE_OF_GROUP,
+                                               {"p_group": group, "p_limit": limit}))
+
+
+def unqueued_groups(session: Session) -> list[str]:
+    """Batch groups with ready tasks waiting for room on their queue (one index probe per
+    group, whatever the number of such tasks)."""
+    waiting = select(_task.c.id).where(*_UNQUEUED, _task.c.group_name == BatchGroup.name)
+    return list(session.execute(select(BatchGroup.name).where(waiting.exists())).scalars())
 
 
 def queued(rows: Any) -> list[Dispatch]:
@@ -342,7 +388,8 @@ def _success_statement() -> Any:
         _task.c.id == any_(bindparam("p_children", type_=ARRAY(Integer()))),
         _task.c.status == TaskStatus.WAITING.value, exists(select(finished.c.job_id)))
         .values(met=met, status=case((ready, TaskStatus.READY.value), else_=_task.c.status),
-                ready_at=case((ready, _NOW), else_=_task.c.ready_at))
+                ready_at=case((ready, _NOW), else_=_task.c.ready_at),
+                queued=case((ready, True), else_=_task.c.queued))
         .returning(_task.c.id, _task.c.job_id.label("child_job_id"),
                    _task.c.name.label("child_name"), _task.c.process, _task.c.group_name,
                    _task.c.client, _task.c.status.label("child_status"))
@@ -438,7 +485,7 @@ def stale_ready(session: Session, older_than: timedelta, *, group: str,
     now = clock.now()
     cutoff = now - older_than
     stale = (_task.c.status == TaskStatus.READY.value, _task.c.ready_at < cutoff,
-             _task.c.group_name == group, _task.c.client.is_(False))
+             _task.c.group_name == group, _task.c.client.is_(False), _task.c.queued.is_(True))
     rows = session.connection().execute(
         update(_task).where(_task.c.id.in_(select(_task.c.id).where(*stale).limit(limit)
                                            .scalar_subquery()), *stale)

@@ -18,11 +18,11 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from . import clock, queues, runs, store
-from .coordinator import Dispatch, propagate, start_job
+from .coordinator import Dispatch, propagate, queue_job, start_job
 from .errors import InvalidState, JobNotFound
 from .graph import Decision, decide, holds, unmet_reason
 from .models import Attempt, Condition, Job, Task
-from .settings import Settings
+from .settings import Settings, queue_depth
 from .status import JOB_FINAL, JobStatus, Outcome, TaskStatus
 
 log = logging.getLogger(__name__)
@@ -59,8 +59,8 @@ def release(job_id: int, *, settings: Settings | None = None) -> None:
         now = clock.now()
         runs.set_run_status(session, job_id, JobStatus.WAITING, now)
         session.flush()
-        dispatches = start_job(session, job_id) if job.run_at is None or job.run_at <= now \
-            else []
+        dispatches = start_job(session, job_id, queue_depth(settings)) \
+            if job.run_at is None or job.run_at <= now else []
     queues.publish(dispatches)
 
 
@@ -132,6 +132,7 @@ def rerun(job_id: int, *, failed: bool = False, settings: Settings | None = None
                      kind="rerun")
         runs.start_run(session, job_id, now)
         dispatches = _restart(session, job_id, tasks, chosen, now)
+        dispatches += queue_job(session, job_id, queue_depth(settings))
     queues.publish(dispatches)
     return len(chosen)
 
@@ -178,10 +179,9 @@ def _restart(session: Session, job_id: int, tasks: dict[int, Task], chosen: set[
         t = tasks[task_id]
         decision = decide(t.condition_type, t.n_conditions, *counts[task_id])
         if decision is Decision.READY:
-            if conn.execute(update(table).where(table.c.id == task_id, waiting).values(
-                    status=TaskStatus.READY.value, ready_at=now).returning(table.c.id)).first() \
-                    and not t.client:
-                dispatches.append(Dispatch(t.id, job_id, t.name, t.process, t.group_name))
+            # left unqueued: the caller queues as many as a queue is kept at
+            conn.execute(update(table).where(table.c.id == task_id, waiting).values(
+                status=TaskStatus.READY.value, ready_at=now, queued=False))
         elif decision is Decision.NOT_RUN:
             if conn.execute(update(table).where(table.c.id == task_id, waiting).values(
                     status=TaskStatus.NOT_RUN.value, reason=reasons.get(task_id))

@@ -20,6 +20,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -189,6 +190,10 @@ class AlertDelivery(Base):
     __table_args__ = (Index("ix_alert_deliveries_status_next_try_at", "status", "next_try_at"),)
 
 
+#: Ready tasks waiting for room on their queue (never client tasks): the feeders' index.
+UNQUEUED = text("status = 'ready' AND NOT queued AND NOT client")
+
+
 class Task(Base):
     """A batch task: one process run for one company in one batch group.
 
@@ -227,11 +232,17 @@ class Task(Base):
     attempt_base: Mapped[int] = mapped_column(Integer, default=0)
     #: A client task waits, ready, for ``batchjobs run-client``; never queued.
     client: Mapped[bool] = mapped_column(default=False)
+    #: A ready task whose message has been handed to the broker. A job that starts with
+    #: more ready tasks than a queue is kept at leaves the rest unqueued; housekeepers
+    #: publish them as the queue drains (oldest ``ready_at`` first).
+    queued: Mapped[bool] = mapped_column(default=False)
 
     __table_args__ = (
         UniqueConstraint("job_id", "name", name="uq_tasks_job_id_name"),
         Index("ix_tasks_job_id_status", "job_id", "status"),
         Index("ix_tasks_status_ready_at", "status", "ready_at"),
+        Index("ix_tasks_unqueued", "group_name", "ready_at", postgresql_where=UNQUEUED,
+              sqlite_where=UNQUEUED),
     )
 
 

@@ -27,6 +27,9 @@ DEFAULT_GROUP = "default"
 FILESYSTEM_POLLING_INTERVAL = 0.005
 #: Seconds a ``ready`` task may sit unclaimed before its message is published again.
 REPUBLISH_AFTER = 30.0
+#: Messages a batch group's queue is kept at: a job starting with more ready tasks
+#: publishes this many, and housekeepers publish more as the queue drains.
+QUEUE_DEPTH = 1000
 #: Seconds without a heartbeat after which a server is presumed dead and its tasks lost.
 SERVER_TIMEOUT = 30.0
 #: Seconds between two passes of a worker's housekeeping thread.
@@ -43,6 +46,7 @@ class Settings:
     imports: tuple[str, ...] = ()
     republish_after: float = REPUBLISH_AFTER
     server_timeout: float = SERVER_TIMEOUT
+    queue_depth: int = QUEUE_DEPTH
     #: Alert sinks: ``smtp://[user[:password]@]host[:port]`` (or ``smtps://``,
     #: ``smtp+starttls://``) with its sender address, and a webhook URL. None = off.
     smtp_url: str | None = None
@@ -59,6 +63,7 @@ class Settings:
         return cls(database_url=database_url, broker_url=broker_url, home=home, imports=imports,
                    republish_after=_seconds(env, "BATCHJOBS_REPUBLISH_AFTER", REPUBLISH_AFTER),
                    server_timeout=_seconds(env, "BATCHJOBS_SERVER_TIMEOUT", SERVER_TIMEOUT),
+                   queue_depth=_count(env, "BATCHJOBS_QUEUE_DEPTH", QUEUE_DEPTH),
                    smtp_url=env.get("BATCHJOBS_SMTP_URL") or None,
                    alert_email_from=env.get("BATCHJOBS_ALERT_EMAIL_FROM") or "batchjobs@localhost",
                    alert_webhook=env.get("BATCHJOBS_ALERT_WEBHOOK") or None)
@@ -122,10 +127,26 @@ def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
     return value
 
 
+def _count(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if not raw:
+        return default
+    if not raw.strip().isdigit() or int(raw) <= 0:
+        raise ConfigError(f"{name} must be a positive whole number, not {raw!r}", name=name)
+    return int(raw)
+
+
 _ENV_KEYS = ("BATCHJOBS_HOME", "BATCHJOBS_DATABASE_URL", "BATCHJOBS_BROKER_URL",
              "BATCHJOBS_IMPORTS", "BATCHJOBS_REPUBLISH_AFTER", "BATCHJOBS_SERVER_TIMEOUT",
+             "BATCHJOBS_QUEUE_DEPTH",
              "BATCHJOBS_SMTP_URL", "BATCHJOBS_ALERT_EMAIL_FROM", "BATCHJOBS_ALERT_WEBHOOK")
 _cache: dict[tuple[str | None, ...], Settings] = {}
+
+
+def queue_depth(settings: Settings | None = None) -> int:
+    """How many ready tasks of one batch group are kept on its queue at most when more
+    are ready (:data:`QUEUE_DEPTH`, ``BATCHJOBS_QUEUE_DEPTH``)."""
+    return (settings or get_settings()).queue_depth
 
 
 def get_settings() -> Settings:

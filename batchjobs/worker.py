@@ -29,15 +29,17 @@ from .coordinator import (
     due_jobs,
     end_settled_job,
     lost_attempts,
+    queue_ready,
     record_outcome,
     settled_jobs,
     stale_ready,
     start_job,
+    unqueued_groups,
 )
 from .models import Task
 from .runner import server_name
 from .servers import HEARTBEAT_INTERVAL, beat, record_applied, register_worker
-from .settings import HOUSEKEEPING_INTERVAL, get_settings
+from .settings import HOUSEKEEPING_INTERVAL, get_settings, queue_depth
 from .status import Outcome, TaskStatus
 
 log = logging.getLogger(__name__)
@@ -93,7 +95,8 @@ class Housekeeper(threading.Thread):
             log.debug("controller connection already gone", exc_info=True)
 
     def tick(self) -> None:
-        duties: list[Callable[[], Any]] = [self.start_due_jobs, alerts.deliver_due]
+        duties: list[Callable[[], Any]] = [self.start_due_jobs, self.feed_queues,
+                                           alerts.deliver_due]
         if self.controller is not None:
             duties.insert(0, self.controller.tick)
         if clock.now().timestamp() - self._last_beat >= HEARTBEAT_INTERVAL:
@@ -112,7 +115,22 @@ class Housekeeper(threading.Thread):
             due = due_jobs(session)
         for job_id in due:
             with store.transaction() as session:
-                dispatches = start_job(session, job_id)
+                dispatches = start_job(session, job_id, queue_depth())
+            queues.publish(dispatches)
+
+    def feed_queues(self) -> None:
+        """Publish ready tasks left unqueued (a job started with more of them than a queue
+        is kept at) once their group's queue has drained to half its depth, oldest first:
+        servers never run dry, and the broker never holds a whole large job."""
+        depth = queue_depth()
+        with store.read_session() as session:
+            groups = unqueued_groups(session)
+        for group in groups:
+            room = depth - self.queue_length(queues.queue_name(group))
+            if room < depth / 2:
+                continue
+            with store.transaction() as session:
+                dispatches = queue_ready(session, group, room)
             queues.publish(dispatches)
 
     def fail_lost_attempts(self) -> None:
@@ -155,7 +173,7 @@ class Housekeeper(threading.Thread):
         with store.read_session() as session:
             groups = set(session.execute(
                 select(Task.group_name).where(Task.status == TaskStatus.READY,
-                                              Task.client.is_(False),
+                                              Task.client.is_(False), Task.queued.is_(True),
                                               Task.ready_at < cutoff).distinct()
             ).scalars())
         for group in groups:

@@ -11,7 +11,7 @@ from sqlalchemy import create_engine, select, text
 
 from batchjobs import JobSpec, clock, store
 from batchjobs.api import status, submit
-from batchjobs.coordinator import claim, record_outcome, start_job
+from batchjobs.coordinator import claim, queue_ready, record_outcome, start_job, unqueued_groups
 from batchjobs.graph import Decision, decide
 from batchjobs.models import Job, JobRun, Task
 from batchjobs.settings import Settings
@@ -210,3 +210,24 @@ def test_the_last_success_ends_the_job_and_its_run(settings):
     with store.read_session(settings) as session:
         assert [r.status for r in session.execute(
             select(JobRun).where(JobRun.job_id == job_id)).scalars()] == ["ended"]
+
+
+def test_a_job_starting_with_more_ready_tasks_than_the_queue_depth_queues_that_many(settings):
+    job = JobSpec("wide")
+    for i in range(10):
+        job.add_task(f"t{i}", "batchjobs.examples.noop")
+    job.run_at = clock.now() + timedelta(days=1)
+    job_id = submit(job, settings=settings)
+    with store.transaction(settings) as session:
+        assert [d.name for d in start_job(session, job_id, 3)] == ["t0", "t1", "t2"]
+    with store.read_session(settings) as session:
+        assert unqueued_groups(session) == ["default"]
+    fed = []
+    for limit in (5, 5, 5):
+        with store.transaction(settings) as session:
+            fed.append([d.name for d in queue_ready(session, "default", limit)])
+    assert fed == [["t3", "t4", "t5", "t6", "t7"], ["t8", "t9"], []]
+    with store.read_session(settings) as session:
+        assert unqueued_groups(session) == []
+        rows = session.execute(select(Task.status, Task.queued).where(Task.job_id == job_id))
+        assert set(rows) == {("ready", True)}

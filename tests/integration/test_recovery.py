@@ -74,3 +74,21 @@ def test_job_whose_last_success_was_recorded_by_a_dying_process_is_ended_by_a_ho
     assert batchjobs.wait(job_id, timeout=30) is batchjobs.JobStatus.ENDED
     assert statuses(batchjobs.status(job_id)) == {"only": "ended"}
     assert [r["status"] for r in batchjobs.history(job_id)] == ["ended"]
+
+
+def test_ready_tasks_beyond_the_queue_depth_are_published_as_the_queue_drains(
+        start_server, monkeypatch):
+    """A job starting with 30 ready tasks publishes 4 (the depth); housekeepers publish the
+    rest as the queue drains, and each task runs once."""
+    monkeypatch.setenv("BATCHJOBS_QUEUE_DEPTH", "4")
+    group = f"deep-{os.getpid()}-{clock.now().timestamp():.0f}"
+    server = start_server(f"Feeder-{group}", groups=[group], threads=2,
+                          env={"BATCHJOBS_QUEUE_DEPTH": "4"})
+    job = JobSpec("wider than the queue")
+    for i in range(30):
+        job.add_task(f"t{i}", "batchjobs.examples.noop", group=group)
+    job_id = batchjobs.submit(job)
+    assert batchjobs.wait(job_id, timeout=60) is batchjobs.JobStatus.ENDED
+    attempts = batchjobs.attempts(job_id)
+    assert sorted(a["task"] for a in attempts) == sorted(f"t{i}" for i in range(30))
+    assert {a["server"] for a in attempts} == {server.name}

@@ -92,6 +92,18 @@ _NOW = bindparam("p_now", type_=UTCDateTime())
 _START_JOB = (update(_job).where(_job.c.id == bindparam("p_job"),
                                  _job.c.status == JobStatus.WAITING.value)
               .values(status=JobStatus.EXECUTING.value, started_at=_NOW).returning(_job.c.id))
+def _guard(column: Any, value: Any) -> Any:
+    """A condition on a row found by its primary key (a status or job it must still
+    have), written so that no index matches it.
+
+    PostgreSQL must never prefer an index on ``(job_id, status)`` or ``(status, …)`` to
+    the primary key: with statistics taken before a large job changed its tasks' status,
+    it did, and one claim scanned every ready task of a 20,000-task job (10 ms a task).
+    ``IS NOT DISTINCT FROM`` is the same test on these non-null columns, and no index
+    serves it."""
+    return column.is_not_distinct_from(value)
+
+
 _START_ROOTS = (update(_task).where(_task.c.job_id == bindparam("p_job"),
                                     _task.c.status == TaskStatus.WAITING.value,
                                     _task.c.n_conditions == 0)
@@ -119,8 +131,8 @@ _QUEUE_OF_JOB = _queue_statement(_task.c.job_id == bindparam("p_job"), order=(_t
 _QUEUE_OF_GROUP = _queue_statement(_task.c.group_name == bindparam("p_group"),
                                    order=(_task.c.ready_at, _task.c.id))
 _CLAIM = (update(_task).where(_task.c.id == bindparam("p_task"),
-                              _task.c.job_id == bindparam("p_job"),
-                              _task.c.status == TaskStatus.READY.value)
+                              _guard(_task.c.job_id, bindparam("p_job")),
+                              _guard(_task.c.status, TaskStatus.READY.value))
           .values(status=TaskStatus.EXECUTING.value, attempts=_task.c.attempts + 1)
           .returning(_task.c.name, _task.c.process, _task.c.kwargs, _task.c.company,
                      _task.c.run_as, _task.c.attempts, _task.c.attempt_base,
@@ -158,12 +170,12 @@ _RECORD_ATTEMPT = (update(_attempt).where(_attempt.c.task_id == bindparam("p_tas
                            error=bindparam("p_error"))
                    .returning(_attempt.c.id))
 _RETRY = (update(_task).where(_task.c.id == bindparam("p_task"),
-                              _task.c.status == TaskStatus.EXECUTING.value,
+                              _guard(_task.c.status, TaskStatus.EXECUTING.value),
                               _task.c.attempts - _task.c.attempt_base <= _task.c.retries)
           .values(status=TaskStatus.READY.value, ready_at=_NOW, queued=True)
           .returning(*_DISPATCH_COLUMNS))
 _FINISH = (update(_task).where(_task.c.id == bindparam("p_task"),
-                               _task.c.status == TaskStatus.EXECUTING.value)
+                               _guard(_task.c.status, TaskStatus.EXECUTING.value))
            .values(status=bindparam("p_status"))
            .returning(_task.c.job_id, _task.c.name, _task.c.ignore_failure,
                       _task.c.dependents))
@@ -190,7 +202,7 @@ def _decide_statement() -> Any:
     ready = or_(and_(is_all, met == _task.c.n_conditions), and_(not_(is_all), met > 0))
     never = or_(and_(is_all, unmet > 0), and_(not_(is_all), unmet == _task.c.n_conditions))
     return (update(_task).where(_task.c.id == bindparam("p_task"),
-                                _task.c.status == TaskStatus.WAITING.value)
+                                _guard(_task.c.status, TaskStatus.WAITING.value))
             .values(met=met, unmet=unmet,
                     status=case((ready, TaskStatus.READY.value),
                                 (never, TaskStatus.NOT_RUN.value), else_=_task.c.status),
@@ -232,8 +244,11 @@ def queue_ready(session: Session, group: str, limit: int) -> list[Dispatch]:
 def unqueued_groups(session: Session) -> list[str]:
     """Batch groups with ready tasks waiting for room on their queue (one index probe per
     group, whatever the number of such tasks)."""
-    waiting = select(_task.c.id).where(*_UNQUEUED, _task.c.group_name == BatchGroup.name)
-    return list(session.execute(select(BatchGroup.name).where(waiting.exists())).scalars())
+    # A correlated LIMIT 1 per group, not EXISTS: PostgreSQL turns EXISTS into a join that
+    # reads every unqueued task (5 ms for 15,000), twice a second in every housekeeper.
+    first = (select(_task.c.id).where(*_UNQUEUED, _task.c.group_name == BatchGroup.name)
+             .limit(1).scalar_subquery())
+    return list(session.execute(select(BatchGroup.name).where(first.is_not(None))).scalars())
 
 
 def queued(rows: Any) -> list[Dispatch]:
@@ -376,7 +391,7 @@ def _success_statement() -> Any:
                 .values(outcome=Outcome.ENDED.value, ended_at=_NOW, error=None)
                 .returning(_attempt.c.task_id).cte("recorded"))
     finished = (update(_task).where(_task.c.id.in_(select(recorded.c.task_id)),
-                                    _task.c.status == TaskStatus.EXECUTING.value)
+                                    _guard(_task.c.status, TaskStatus.EXECUTING.value))
                 .values(status=TaskStatus.ENDED.value)
                 .returning(_task.c.job_id, _task.c.name, _task.c.dependents).cte("finished"))
     settled = (update(_job).where(_job.c.id.in_(select(finished.c.job_id)))
@@ -386,7 +401,7 @@ def _success_statement() -> Any:
     ready = or_(_task.c.condition_type == ConditionType.ANY.value, met == _task.c.n_conditions)
     decided = (update(_task).where(
         _task.c.id == any_(bindparam("p_children", type_=ARRAY(Integer()))),
-        _task.c.status == TaskStatus.WAITING.value, exists(select(finished.c.job_id)))
+        _guard(_task.c.status, TaskStatus.WAITING.value), exists(select(finished.c.job_id)))
         .values(met=met, status=case((ready, TaskStatus.READY.value), else_=_task.c.status),
                 ready_at=case((ready, _NOW), else_=_task.c.ready_at),
                 queued=case((ready, True), else_=_task.c.queued))
@@ -478,14 +493,25 @@ def due_jobs(session: Session, limit: int = 100) -> list[int]:
     ).scalars())
 
 
+def _stale(older_than: timedelta, group: str) -> tuple[Any, ...]:
+    """Queued ready tasks of ``group`` unclaimed for longer than ``older_than``."""
+    return (_task.c.status == TaskStatus.READY.value,
+            _task.c.ready_at < clock.now() - older_than, _task.c.group_name == group,
+            _task.c.client.is_(False), _task.c.queued.is_(True))
+
+
+def has_stale_ready(session: Session, older_than: timedelta, *, group: str) -> bool:
+    """Whether :func:`stale_ready` would find anything (a read, no lock taken)."""
+    return session.execute(select(_task.c.id).where(*_stale(older_than, group)).limit(1)
+                           ).first() is not None
+
+
 def stale_ready(session: Session, older_than: timedelta, *, group: str,
                 limit: int = 1000) -> list[Dispatch]:
-    """Ready tasks of ``group`` unclaimed for longer than ``older_than``; their ``ready_at``
-    is renewed so that only one caller republishes each."""
+    """Queued ready tasks of ``group`` unclaimed for longer than ``older_than``; their
+    ``ready_at`` is renewed so that only one caller republishes each."""
     now = clock.now()
-    cutoff = now - older_than
-    stale = (_task.c.status == TaskStatus.READY.value, _task.c.ready_at < cutoff,
-             _task.c.group_name == group, _task.c.client.is_(False), _task.c.queued.is_(True))
+    stale = _stale(older_than, group)
     rows = session.connection().execute(
         update(_task).where(_task.c.id.in_(select(_task.c.id).where(*stale).limit(limit)
                                            .scalar_subquery()), *stale)

@@ -32,15 +32,16 @@ from .coordinator import (
     queue_ready,
     record_outcome,
     settled_jobs,
+    has_stale_ready,
     stale_ready,
     start_job,
     unqueued_groups,
 )
-from .models import Task
+from .models import BatchGroup
 from .runner import server_name
 from .servers import HEARTBEAT_INTERVAL, beat, record_applied, register_worker
 from .settings import HOUSEKEEPING_INTERVAL, get_settings, queue_depth
-from .status import Outcome, TaskStatus
+from .status import Outcome
 
 log = logging.getLogger(__name__)
 
@@ -167,18 +168,18 @@ class Housekeeper(threading.Thread):
                     log.warning("job %s had no task left to run; ended", job_id)
 
     def republish_lost(self) -> None:
-        """Republish ready tasks whose message is gone (their queue is empty)."""
+        """Republish queued ready tasks whose message is gone: their queue is empty, yet
+        they have waited longer than ``BATCHJOBS_REPUBLISH_AFTER``. The queues are looked
+        at first (one length each), so a big backlog is never scanned while it drains."""
         after = timedelta(seconds=get_settings().republish_after)
-        cutoff = clock.now() - after
         with store.read_session() as session:
-            groups = set(session.execute(
-                select(Task.group_name).where(Task.status == TaskStatus.READY,
-                                              Task.client.is_(False), Task.queued.is_(True),
-                                              Task.ready_at < cutoff).distinct()
-            ).scalars())
+            groups = list(session.execute(select(BatchGroup.name)).scalars())
         for group in groups:
             if self.queue_length(queues.queue_name(group)) > 0:
                 continue
+            with store.read_session() as session:
+                if not has_stale_ready(session, after, group=group):
+                    continue
             with store.transaction() as session:
                 lost = stale_ready(session, after, group=group)
             if lost:

@@ -54,6 +54,7 @@ def submit(job: JobSpec, *, user: str | None = None, hold: bool = False,
             raise InvalidRecurrence("no occurrence before end_by", field="recurrence.end_by",
                                     value=recurrence.to_json()["end_by"])
     clients = {t.name: get_process(t.process, task=t.name).client for t in job.tasks}
+    starts_now = not hold and (run_at is None or run_at <= now)
     with store.transaction(settings) as session:
         status = JobStatus.HOLD if hold else JobStatus.WAITING
         job_id = session.execute(insert(Job).values(
@@ -77,7 +78,11 @@ def submit(job: JobSpec, *, user: str | None = None, hold: bool = False,
              "kwargs": t.kwargs, "group_name": t.group,
              "company": t.company if t.company is not None else job.company,
              "retries": t.retries, "ignore_failure": t.ignore_failure,
-             "condition_type": t.condition.value, "status": TaskStatus.WAITING,
+             "condition_type": t.condition.value,
+             # a job that starts now stores its roots ready: no second write of each row
+             "status": TaskStatus.READY if starts_now and not t.depends_on
+             else TaskStatus.WAITING,
+             "ready_at": now if starts_now and not t.depends_on else None, "queued": False,
              "n_conditions": len(t.depends_on), "met": 0, "unmet": 0, "attempts": 0,
              "attempt_base": 0, "client": clients[t.name],
              "run_as": user, "dependents": dependents[t.name]}
@@ -86,7 +91,7 @@ def submit(job: JobSpec, *, user: str | None = None, hold: bool = False,
         if conditions:
             store.bulk_insert(session, Condition.__table__, conditions)
         dispatches = []
-        if not hold and (run_at is None or run_at <= now):
+        if starts_now:
             dispatches = start_job(session, job_id, queue_depth(settings))
     queues.publish(dispatches)
     return job_id

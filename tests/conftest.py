@@ -39,15 +39,16 @@ class Backend:
     home: Path
 
 
-def _reset_postgres() -> str:
+def reset_postgres(schema: str = PG_SCHEMA) -> str:
+    """Drop and create ``schema``; return a database URL that works in it."""
     from sqlalchemy import create_engine, text
 
     engine = create_engine(PG_URL)
     with engine.begin() as conn:
-        conn.execute(text(f"DROP SCHEMA IF EXISTS {PG_SCHEMA} CASCADE"))
-        conn.execute(text(f"CREATE SCHEMA {PG_SCHEMA}"))
+        conn.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+        conn.execute(text(f"CREATE SCHEMA {schema}"))
     engine.dispose()
-    return f"{PG_URL}?options=-csearch_path%3D{PG_SCHEMA}"
+    return f"{PG_URL}?options=-csearch_path%3D{schema}"
 
 
 def _reset_redis() -> None:
@@ -65,7 +66,7 @@ def backend(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
     env = {"BATCHJOBS_HOME": str(home), "BATCHJOBS_REPUBLISH_AFTER": "1",
            "BATCHJOBS_SERVER_TIMEOUT": "3"}
     if request.param == "redis-pg":
-        env["BATCHJOBS_DATABASE_URL"] = _reset_postgres()
+        env["BATCHJOBS_DATABASE_URL"] = reset_postgres()
         env["BATCHJOBS_BROKER_URL"] = REDIS_URL
         _reset_redis()
     saved = {k: os.environ.get(k) for k in BACKEND_VARS}

@@ -7,7 +7,7 @@ import itertools
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import create_engine, select, text
+from sqlalchemy import select
 
 from batchjobs import JobSpec, clock, store
 from batchjobs.api import status, submit
@@ -17,21 +17,13 @@ from batchjobs.models import Job, JobRun, Task
 from batchjobs.settings import Settings
 from batchjobs.runner import record
 from batchjobs.status import Outcome
-from tests.conftest import PG_URL
-
-
-PG_SCHEMA = "batchjobs_unit"
+from tests.conftest import reset_postgres
 
 
 @pytest.fixture(scope="module")
 def postgres_url() -> str:
     """A PostgreSQL schema of its own, emptied once for this module."""
-    engine = create_engine(PG_URL)
-    with engine.begin() as conn:
-        conn.execute(text(f"DROP SCHEMA IF EXISTS {PG_SCHEMA} CASCADE"))
-        conn.execute(text(f"CREATE SCHEMA {PG_SCHEMA}"))
-    engine.dispose()
-    return f"{PG_URL}?options=-csearch_path%3D{PG_SCHEMA}"
+    return reset_postgres("batchjobs_unit")
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

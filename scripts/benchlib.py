@@ -128,7 +128,7 @@ class RawWorkers:
                     [sys.executable, "-m", "celery", "-A", "rawcelery", "worker", "--pool",
                      "prefork", "--concurrency", str(concurrency), "--prefetch-multiplier", "1",
                      "-Q", "raw.bench", "--task-events", "--without-mingle", "--without-gossip",
-                     "--loglevel", "WARNING", "--hostname", f"raw{k + 1}-{os.getpid()}@%h"],
+                     "--loglevel", "INFO", "--hostname", f"raw{k + 1}-{os.getpid()}@%h"],
                     env=env, cwd=SCRIPTS, stdout=out, stderr=subprocess.STDOUT,
                     start_new_session=True))
 

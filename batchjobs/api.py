@@ -55,6 +55,7 @@ def submit(job: JobSpec, *, user: str | None = None, hold: bool = False,
                                     value=recurrence.to_json()["end_by"])
     clients = {t.name: get_process(t.process, task=t.name).client for t in job.tasks}
     starts_now = not hold and (run_at is None or run_at <= now)
+    ready_now = {t.name for t in job.tasks if starts_now and not t.depends_on}
     with store.transaction(settings) as session:
         status = JobStatus.HOLD if hold else JobStatus.WAITING
         job_id = session.execute(insert(Job).values(
@@ -80,9 +81,8 @@ def submit(job: JobSpec, *, user: str | None = None, hold: bool = False,
              "retries": t.retries, "ignore_failure": t.ignore_failure,
              "condition_type": t.condition.value,
              # a job that starts now stores its roots ready: no second write of each row
-             "status": TaskStatus.READY if starts_now and not t.depends_on
-             else TaskStatus.WAITING,
-             "ready_at": now if starts_now and not t.depends_on else None, "queued": False,
+             "status": TaskStatus.READY if t.name in ready_now else TaskStatus.WAITING,
+             "ready_at": now if t.name in ready_now else None, "queued": False,
              "n_conditions": len(t.depends_on), "met": 0, "unmet": 0, "attempts": 0,
              "attempt_base": 0, "client": clients[t.name],
              "run_as": user, "dependents": dependents[t.name]}

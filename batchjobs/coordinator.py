@@ -114,17 +114,25 @@ _UNQUEUED = (_task.c.status == TaskStatus.READY.value, not_(_task.c.queued),
              not_(_task.c.client))
 
 
-def _queue_statement(*where: Any, order: tuple[Any, ...]) -> Any:
-    """Mark up to ``p_limit`` unqueued ready tasks (``where``, in ``order``) queued and
-    return them to be published. Rows another feeder holds are skipped, not waited for.
+def _update_some(where: tuple[Any, ...], order: tuple[Any, ...], limit: Any,
+                 **values: Any) -> Any:
+    """Set ``values`` on up to ``limit`` tasks matching ``where`` (in ``order``) and return
+    them as dispatches. Rows another caller holds are skipped, not waited for.
 
     The choice is a materialized CTE: as a plain ``IN (subquery)`` PostgreSQL may run
-    the limited subquery once per row it updates, and queue them all."""
-    chosen = (select(_task.c.id).where(*_UNQUEUED, *where).order_by(*order)
-              .limit(bindparam("p_limit", type_=Integer())).with_for_update(skip_locked=True)
+    the limited subquery once per row it updates, and update them all."""
+    chosen = (select(_task.c.id).where(*where).order_by(*order).limit(limit)
+              .with_for_update(skip_locked=True)
               .cte("chosen").prefix_with("MATERIALIZED", dialect="postgresql"))
-    return (update(_task).where(_task.c.id.in_(select(chosen.c.id)), *_UNQUEUED)
-            .values(queued=True).returning(*_DISPATCH_COLUMNS))
+    return (update(_task).where(_task.c.id.in_(select(chosen.c.id)), *where)
+            .values(**values).returning(*_DISPATCH_COLUMNS))
+
+
+def _queue_statement(*where: Any, order: tuple[Any, ...]) -> Any:
+    """Mark up to ``p_limit`` unqueued ready tasks (``where``, in ``order``) queued, to be
+    published."""
+    return _update_some((*_UNQUEUED, *where), order,
+                        bindparam("p_limit", type_=Integer()), queued=True)
 
 
 _QUEUE_OF_JOB = _queue_statement(_task.c.job_id == bindparam("p_job"), order=(_task.c.id,))
@@ -511,12 +519,9 @@ def stale_ready(session: Session, older_than: timedelta, *, group: str,
     """Queued ready tasks of ``group`` unclaimed for longer than ``older_than``; their
     ``ready_at`` is renewed so that only one caller republishes each."""
     now = clock.now()
-    stale = _stale(older_than, group)
     rows = session.connection().execute(
-        update(_task).where(_task.c.id.in_(select(_task.c.id).where(*stale).limit(limit)
-                                           .scalar_subquery()), *stale)
-        .values(ready_at=now).returning(*_DISPATCH_COLUMNS)
-    ).all()
+        _update_some(_stale(older_than, group), (_task.c.ready_at, _task.c.id), limit,
+                     ready_at=now)).all()
     return queued(rows)
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
     Connection,
@@ -41,6 +41,9 @@ from .graph import holds, job_outcome, unmet_reason
 from .models import Attempt, BatchGroup, BatchServer, Condition, Job, Task, UTCDateTime
 from .settings import QUEUE_DEPTH
 from .status import ConditionType, JobStatus, Outcome, TaskStatus
+
+if TYPE_CHECKING:
+    from .fastpath import Connection as FastConnection
 
 
 @dataclass(frozen=True)
@@ -264,7 +267,7 @@ def queued(rows: Any) -> list[Dispatch]:
     return [Dispatch(*row[:5]) for row in rows if not row[5]]
 
 
-def claim(session: Session | Connection, task_id: int, job_id: int, server: str,
+def claim(session: Session | Connection | FastConnection, task_id: int, job_id: int, server: str,
           message_id: str | None = None) -> Claim | None:
     """Atomically take a ready task for ``server``; None if it is not ready any more.
 
@@ -273,9 +276,10 @@ def claim(session: Session | Connection, task_id: int, job_id: int, server: str,
     params = {"p_job": job_id, "p_task": task_id, "p_server": server, "p_now": clock.now(),
               "p_message": message_id}
     one_statement = conn.dialect.name == "postgresql"
-    row = conn.execute(_CLAIM_ONE_STATEMENT if one_statement else _CLAIM, params).first()
-    if row is None:
+    rows = conn.execute(_CLAIM_ONE_STATEMENT if one_statement else _CLAIM, params).fetchall()
+    if not rows:
         return None
+    row = rows[0]
     name, process, kwargs, company, user, attempt, base, dependents = row
     if not one_statement:   # SQLite has no data-modifying CTE: the attempt row follows
         conn.execute(_INSERT_ATTEMPT, {**params, "p_number": attempt, "p_company": company,
@@ -342,7 +346,7 @@ def _record_success(session: Session, task_id: int, attempt: int,
                      settled=True)
 
 
-def record_success_at_once(conn: Connection, task_id: int, attempt: int,
+def record_success_at_once(conn: Connection | FastConnection, task_id: int, attempt: int,
                            children: tuple[int, ...]) -> tuple[list[Dispatch], int | None]:
     """PostgreSQL, in autocommit: a success that decides its dependents without a cascade
     (``children``, from :attr:`Claim.readied_by_success`).
@@ -355,7 +359,7 @@ def record_success_at_once(conn: Connection, task_id: int, attempt: int,
     (:func:`settled_jobs`) ends the job.
     """
     rows = conn.execute(_SUCCESS, {"p_task": task_id, "p_number": attempt,
-                                   "p_now": clock.now(), "p_children": list(children)}).all()
+                                   "p_now": clock.now(), "p_children": list(children)}).fetchall()
     if not rows:
         return [], None
     first = rows[0]

@@ -21,6 +21,7 @@ from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlalchemy.orm import Session, sessionmaker
 
+from . import fastpath
 from .errors import ConfigError
 from .settings import Settings, get_settings
 
@@ -113,11 +114,11 @@ def begin(settings: Settings | None = None, *, one_statement: bool = False,
     """A Core connection in one transaction, for the hot path (no ORM session to build).
 
     ``one_statement``: the caller runs a single statement, which is atomic on its own;
-    on PostgreSQL it then runs in autocommit, saving the BEGIN and COMMIT round trips."""
+    on PostgreSQL it then runs in autocommit, saving the BEGIN and COMMIT round trips,
+    on this process's fast-path connection (:mod:`batchjobs.fastpath`)."""
     engine = get_engine(settings)
     if one_statement and engine.dialect.name == "postgresql":
-        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            yield conn
+        yield fastpath.connection(engine)  # type: ignore[misc]
         return
     with engine.begin() as conn:
         yield conn
@@ -187,6 +188,7 @@ def reset_engines() -> None:
                 engine.dispose()
         _engines.clear()
         _sessionmakers.clear()
+        fastpath.close_all()
         _schema_ready.clear()
 
 

@@ -100,10 +100,11 @@ def _processes_up(pool: Any) -> int:
 class Controller:
     """Compares a server's record with what its worker applies, and closes the gap."""
 
-    def __init__(self, name: str, hostname: str, app: Any, applied: State) -> None:
+    def __init__(self, name: str, hostname: str, app: Any, applied: State | None) -> None:
         self.name = name
         self.hostname = hostname
         self.app = app
+        #: None: not known (a restarted housekeeper), so the record is applied again.
         self.applied = applied
         self.now = schedule_clock()
         self._connection: Any = None

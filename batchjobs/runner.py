@@ -22,7 +22,7 @@ from .coordinator import Claim, end_settled_job, record_outcome, record_success_
 from .coordinator import claim as claim_task
 from .errors import BatchJobsError, TaskFailed
 from .processes import ProcessContext, get_process
-from .settings import Settings
+from .settings import Settings, get_settings
 from .status import Outcome
 
 log = logging.getLogger(__name__)
@@ -41,13 +41,14 @@ def server_name(hostname: str | None) -> str:
 def run(self: Any, task_id: int, *, job: int, task: str = "", process: str = "") -> str:
     """Run one batch task; ``task`` and ``process`` are informative (for Flower)."""
     server = server_name(self.request.hostname)
-    with store.begin(one_statement=True) as conn:     # PostgreSQL: the claim is one statement
+    settings = get_settings()    # once per task: reading it means reading the environment
+    with store.begin(settings, one_statement=True) as conn:   # PostgreSQL: one statement
         claimed = claim_task(conn, task_id, job, server, self.request.id)
     if claimed is None:
         log.info("task %s of job %s is not ready any more; message dropped", task_id, job)
         return "skipped"
     outcome, error = execute(claimed, server)
-    dispatches = record(claimed, outcome, error)
+    dispatches = record(claimed, outcome, error, settings)
     queues.publish(dispatches)
     if outcome is Outcome.ERROR:
         raise TaskFailed(job_id=claimed.job_id, task=claimed.name, attempt=claimed.attempt,
@@ -79,8 +80,9 @@ def record(claimed: Claim, outcome: Outcome, error: str | None,
            settings: Settings | None = None) -> list[Any]:
     """Record the outcome; return the dependents that became ready. A database that is
     briefly unreachable is retried: a second recording of the same attempt is a no-op."""
+    settings = settings or get_settings()
     at_once = (outcome is Outcome.ENDED and claimed.readied_by_success is not None
-               and store.get_engine(settings).dialect.name == "postgresql")
+               and settings.is_postgresql)
     delay = 0.1
     for attempt in range(1, RECORD_TRIES + 1):
         try:

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
+import signal
 import threading
 from collections.abc import Callable, Sequence
 from datetime import timedelta
@@ -75,16 +77,24 @@ class Housekeeper(threading.Thread):
     ready tasks whose message is lost. Each duty is a guarded update, so any number of
     processes may run them at once."""
 
-    def __init__(self, name: str | None, app: Any, controller: Controller | None) -> None:
+    def __init__(self, name: str | None, app: Any, controller: Controller | None,
+                 parent: int | None = None) -> None:
         super().__init__(name=f"batchjobs-housekeeper-{name or 'coordinator'}", daemon=True)
         self.server = name
         self.app = app
         self.controller = controller
+        #: The batch server's main process, when this housekeeper runs in a child of it:
+        #: the housekeeper stops as soon as that process is gone (it must not beat the
+        #: heartbeat of a dead server).
+        self.parent = parent
         self.stopping = threading.Event()
         self._last_beat = 0.0
 
     def run(self) -> None:
         while not self.stopping.wait(HOUSEKEEPING_INTERVAL):
+            if self.parent is not None and os.getppid() != self.parent:
+                log.warning("batch server %s is gone; its housekeeper stops", self.server)
+                break
             try:
                 self.tick()
             except Exception:  # noqa: BLE001 - keep the thread alive; the next tick retries
@@ -194,7 +204,70 @@ class Housekeeper(threading.Thread):
                 return 0
 
 
-_housekeepers: list[Housekeeper] = []
+class HousekeeperProcess:
+    """A batch server's housekeeper, run in a child process of the worker's main process.
+
+    The main process is Celery's consumer: it fetches every message, hands it to a
+    pool process, acknowledges it and sends its events, one task after another. A
+    housekeeper thread there competes with it for the interpreter lock; publishing
+    a few hundred messages to refill a queue (``feed_queues``) stalled dispatch for
+    tens of milliseconds at a time (throughput 0.60 -> 0.68 x raw Celery without it).
+    In a process of its own it competes for nothing but a CPU.
+
+    The child is forked with billiard, so Celery's after-fork hooks drop the broker
+    connections it inherits; it opens its own database connections (engines are per
+    process). It stops when told to, or by itself when the main process is gone; if
+    it dies while the worker runs, it is started again (its controller then re-applies
+    the record, which changes nothing if nothing changed)."""
+
+    def __init__(self, name: str, hostname: str, applied: Any) -> None:
+        self.name = name
+        self.hostname = hostname
+        self.applied = applied
+        self.stopping = threading.Event()
+        self.process: Any = None
+
+    def start(self) -> None:
+        import billiard
+
+        self.process = billiard.get_context("fork").Process(
+            target=_run_housekeeper, args=(self.name, self.hostname, self.applied, os.getpid()),
+            name=f"batchjobs-housekeeper-{self.name}", daemon=True)
+        self.process.start()
+        threading.Thread(target=self._watch, args=(self.process,), daemon=True,
+                         name=f"batchjobs-housekeeper-watch-{self.name}").start()
+
+    def _watch(self, process: Any) -> None:
+        process.join()
+        if not self.stopping.is_set():
+            log.error("housekeeper of %s exited (code %s); starting it again", self.name,
+                      process.exitcode)
+            self.applied = None
+            self.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self.stopping.set()
+        if self.process is not None and self.process.is_alive():
+            self.process.terminate()
+            self.process.join(timeout)
+
+
+def _run_housekeeper(name: str, hostname: str, applied: Any, parent: int) -> None:
+    """The housekeeper process: its timers in its main thread until SIGTERM, or until
+    the worker's main process is gone."""
+    from .app import app
+
+    store.reset_engines()
+    keeper = Housekeeper(name, app, Controller(name, hostname, app, applied), parent=parent)
+    # Celery's handlers came with the fork (SIGHUP restarts a worker, ...): not ours.
+    for sig in (signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2):
+        signal.signal(sig, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)    # Ctrl-C is the worker's to handle
+    signal.signal(signal.SIGTERM, lambda *_: keeper.stopping.set())
+    keeper.run()
+
+
+_housekeepers: list[HousekeeperProcess] = []
 
 
 @signals.worker_ready.connect
@@ -208,9 +281,8 @@ def _on_worker_ready(sender: Any = None, **_: Any) -> None:
     config = register_worker(name, groups, int(consumer.pool.num_processes))
     applied = apply(consumer, tuple(sorted(config.groups)), config.threads_at(schedule_clock()()))
     record_applied(name, *applied)
-    keeper = Housekeeper(name, consumer.app, Controller(name, consumer.hostname, consumer.app,
-                                                        applied))
-    keeper.fail_own_attempts()
+    Housekeeper(name, consumer.app, None).fail_own_attempts()
+    keeper = HousekeeperProcess(name, consumer.hostname, applied)
     keeper.start()
     _housekeepers.append(keeper)
     log.info("batch server %s ready: groups %s, %d thread(s) now, pool of %d", name,
@@ -220,11 +292,11 @@ def _on_worker_ready(sender: Any = None, **_: Any) -> None:
 @signals.worker_shutdown.connect
 def _on_worker_shutdown(**_: Any) -> None:
     for keeper in _housekeepers:
-        keeper.stopping.set()
+        keeper.stop()
         try:
-            beat(keeper.server, alive=False)
+            beat(keeper.name, alive=False)
         except Exception:  # noqa: BLE001 - shutting down; the heartbeat simply ages
-            log.exception("could not mark %s stopped", keeper.server)
+            log.exception("could not mark %s stopped", keeper.name)
 
 
 @signals.worker_process_init.connect

@@ -264,6 +264,7 @@ def _run_housekeeper(name: str, hostname: str, applied: Any, parent: int) -> Non
         signal.signal(sig, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_IGN)    # Ctrl-C is the worker's to handle
     signal.signal(signal.SIGTERM, lambda *_: keeper.stopping.set())
+    log.info("housekeeper of %s running in process %d", name, os.getpid())
     keeper.run()
 
 

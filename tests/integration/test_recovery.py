@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -12,6 +13,7 @@ import batchjobs
 from batchjobs import JobSpec, clock, store
 from batchjobs.coordinator import claim, record_success_at_once, start_job
 from batchjobs.launch import ServerProcess, wait_until_ready
+from batchjobs.servers import show_server
 from tests.helpers import by_name, statuses, wait_for
 
 pytestmark = pytest.mark.integration
@@ -92,3 +94,38 @@ def test_ready_tasks_beyond_the_queue_depth_are_published_as_the_queue_drains(
     attempts = batchjobs.attempts(job_id)
     assert sorted(a["task"] for a in attempts) == sorted(f"t{i}" for i in range(30))
     assert {a["server"] for a in attempts} == {server.name}
+
+
+def _housekeeper_pids(server: ServerProcess) -> list[int]:
+    """Processes the server's log says its housekeeper ran in, oldest first."""
+    text = server.log_path.read_text(errors="replace") if server.log_path else ""
+    return [int(pid) for pid in re.findall(r"housekeeper of \S+ running in process (\d+)", text)]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat") as stat:     # a zombie is not alive
+        return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def test_a_server_housekeeper_runs_apart_is_restarted_and_dies_with_its_server(start_server):
+    """The housekeeper is a process of its own: killed, it is started again and the
+    heartbeat goes on; when the server's main process dies, so does its housekeeper (it
+    must not beat for a dead server)."""
+    name = f"Keeper-{os.getpid()}-{clock.now().timestamp():.0f}"
+    server = start_server(name, groups=[name.lower()], threads=1)
+    first = wait_for(lambda: _housekeeper_pids(server), timeout=15,
+                     message="housekeeper started")[-1]
+    assert first not in (server.process.pid,) and _alive(first)
+    os.kill(first, signal.SIGKILL)
+    killed_at = clock.now()
+    second = wait_for(lambda: [p for p in _housekeeper_pids(server) if p != first], timeout=15,
+                      message="housekeeper started again")[-1]
+    wait_for(lambda: (beat := show_server(name)["heartbeat_at"]) is not None
+             and datetime.fromisoformat(beat) > killed_at, timeout=15,
+             message="heartbeat after the housekeeper's restart")
+    os.kill(server.process.pid, signal.SIGKILL)     # the main process only
+    wait_for(lambda: not _alive(second), timeout=10, message="housekeeper gone with its server")

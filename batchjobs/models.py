@@ -241,7 +241,7 @@ class Task(Base):
         UniqueConstraint("job_id", "name", name="uq_tasks_job_id_name"),
         Index("ix_tasks_job_id_status", "job_id", "status"),
         Index("ix_tasks_status_ready_at", "status", "ready_at"),
-        Index("ix_tasks_unqueued", "group_name", "ready_at", postgresql_where=UNQUEUED,
+        Index("ix_tasks_unqueued", "group_name", "ready_at", "id", postgresql_where=UNQUEUED,
               sqlite_where=UNQUEUED),
     )
 

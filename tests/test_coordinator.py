@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import itertools
 from datetime import timedelta
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from sqlalchemy import select
 
 from batchjobs import JobSpec, clock, store
 from batchjobs.api import status, submit
-from batchjobs.coordinator import claim, queue_ready, record_outcome, start_job, unqueued_groups
+from batchjobs.coordinator import _QUEUE_OF_GROUP, claim, queue_ready, record_outcome, start_job, unqueued_groups
 from batchjobs.graph import Decision, decide
 from batchjobs.models import Job, JobRun, Task
 from batchjobs.settings import Settings
@@ -223,3 +225,35 @@ def test_a_job_starting_with_more_ready_tasks_than_the_queue_depth_queues_that_m
         assert unqueued_groups(session) == []
         rows = session.execute(select(Task.status, Task.queued).where(Task.job_id == job_id))
         assert set(rows) == {("ready", True)}
+
+
+def _nodes(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Every node of an ``EXPLAIN (ANALYZE, FORMAT JSON)`` plan."""
+    yield plan
+    for child in plan.get("Plans", []):
+        yield from _nodes(child)
+
+
+def test_feeding_a_queue_reads_only_the_tasks_it_publishes(postgres_url, tmp_path):
+    """However many ready tasks wait unqueued, a feed of N reads N rows of them (index order,
+    rows found by primary key): a 2,000-task job fed 50 at a time reads 50 per feed, even on
+    statistics taken before the job was stored."""
+    settings = Settings(database_url=postgres_url, broker_url="embedded://", home=tmp_path)
+    job = JobSpec("very wide", run_at=clock.now() + timedelta(days=1))
+    for i in range(2000):
+        job.add_task(f"t{i}", "batchjobs.examples.noop")
+    job_id = submit(job, settings=settings)
+    with store.transaction(settings) as session:
+        start_job(session, job_id, 10)
+    with store.transaction(settings) as session:
+        conn = session.connection()
+        compiled = _QUEUE_OF_GROUP.postgresql.compile(dialect=conn.dialect)
+        plan = conn.exec_driver_sql(
+            "EXPLAIN (ANALYZE, FORMAT JSON) " + str(compiled),
+            compiled.construct_params({"p_group": "default", "p_limit": 50})).scalar()
+        session.rollback()
+    nodes = list(_nodes(plan[0]["Plan"]))
+    unqueued = [n for n in nodes if n.get("Index Name") == "ix_tasks_unqueued"]
+    assert [n["Actual Rows"] for n in unqueued] == [50]     # read in order, up to the limit
+    assert not [n for n in nodes if n["Node Type"] in ("Seq Scan", "Sort", "Nested Loop")]
+    assert nodes[0]["Actual Rows"] == 50

@@ -97,3 +97,54 @@ def test_a_forked_process_gets_its_own_connection(settings):
     assert os.read(read, 1) == b"1"
     os.waitpid(child, 0)
     os.close(read)
+
+
+def _seq_scans_of_tasks(settings: Settings) -> int:
+    with store.read_session(settings) as session:
+        return int(session.execute(text(
+            "SELECT seq_scan FROM pg_stat_user_tables WHERE schemaname = 'batchjobs_plans' "
+            "AND relname = 'tasks'")).scalar_one())
+
+
+def test_plans_made_on_empty_tables_still_find_rows_by_key_once_they_are_full(tmp_path):
+    """The hot statements are prepared (generic plans) while ``tasks`` holds one row; after
+    a 3,000-task job is stored they must still find their rows by primary key, never by
+    reading the table whole."""
+    from batchjobs.coordinator import claim, record_success_at_once, start_job
+    from batchjobs.models import Task
+
+    settings = Settings(database_url=reset_postgres("batchjobs_plans"),
+                        broker_url="embedded://", home=tmp_path)
+
+    def ready(job_id: int, limit: int) -> list[int]:
+        with store.transaction(settings) as session:
+            start_job(session, job_id, limit)
+            ids = list(session.execute(select(Task.id).where(Task.job_id == job_id,
+                                                             Task.queued)).scalars())
+            # Whatever this session read is counted now, not during the measurement.
+            session.execute(text("SELECT pg_stat_force_next_flush()"))
+        return ids
+
+    def run_all(job_id: int, ids: list[int]) -> None:
+        for task_id in ids:
+            with store.begin(settings, one_statement=True) as conn:
+                claimed = claim(conn, task_id, job_id, "S")
+                record_success_at_once(conn, task_id, claimed.attempt, ())
+
+    small = JobSpec("small", run_at=clock.now() + timedelta(days=1))
+    small.add_task("only", "batchjobs.examples.noop")
+    for _ in range(6):      # beyond psycopg's prepare threshold: plans made, on one row
+        job_id = submit(small, settings=settings)
+        run_all(job_id, ready(job_id, 1))
+    wide = JobSpec("wide", run_at=clock.now() + timedelta(days=1))
+    for i in range(3000):
+        wide.add_task(f"t{i}", "batchjobs.examples.noop")
+    wide_id = submit(wide, settings=settings)
+    ids = ready(wide_id, 20)
+    fast = fastpath.connection(store.get_engine(settings))
+    fast.execute(select(text("pg_stat_force_next_flush()"))).fetchall()
+    before = _seq_scans_of_tasks(settings)
+    run_all(wide_id, ids)
+    fast.execute(select(text("pg_stat_force_next_flush()"))).fetchall()
+    fast.execute(select(text("1"))).fetchall()      # the flush happens as that one ends
+    assert _seq_scans_of_tasks(settings) == before

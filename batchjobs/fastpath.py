@@ -32,6 +32,9 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError, InvalidRequestError
 
 _local = threading.local()
+#: Statements compiled per connection at most. The fast path is for statements built once
+#: at import; one built per call would otherwise be kept forever.
+MAX_STATEMENTS = 64
 
 
 class _Compiled:
@@ -90,6 +93,8 @@ class Connection:
     def _compile(self, statement: Any) -> _Compiled:
         entry = self._compiled.get(id(statement))
         if entry is None or entry[0] is not statement:
+            if len(self._compiled) >= MAX_STATEMENTS:   # built per call by mistake: bounded
+                self._compiled.clear()
             entry = self._compiled[id(statement)] = (statement, _Compiled(statement, self.engine))
         return entry[1]
 

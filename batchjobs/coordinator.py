@@ -96,6 +96,8 @@ _NOW = bindparam("p_now", type_=UTCDateTime())
 _START_JOB = (update(_job).where(_job.c.id == bindparam("p_job"),
                                  _job.c.status == JobStatus.WAITING.value)
               .values(status=JobStatus.EXECUTING.value, started_at=_NOW).returning(_job.c.id))
+
+
 def _guard(column: Any, value: Any) -> Any:
     """A condition on a row found by its primary key (a status or job it must still
     have), written so that no index matches it.
@@ -174,6 +176,8 @@ _INSERT_ATTEMPT = insert(_attempt).values(
     task_id=bindparam("p_task"), number=bindparam("p_number"), server=bindparam("p_server"),
     company=bindparam("p_company"), user=bindparam("p_user"), started_at=_NOW,
     outcome=Outcome.RUNNING.value, message_id=bindparam("p_message"))
+
+
 def _claim_cte() -> Any:
     """PostgreSQL: the claim and its attempt row in one statement (one round trip).
 
@@ -526,17 +530,23 @@ def due_jobs(session: Session, limit: int = 100) -> list[int]:
     ).scalars())
 
 
-def _stale(older_than: timedelta, group: str) -> tuple[Any, ...]:
-    """Queued ready tasks of ``group`` unclaimed for longer than ``older_than``."""
+def _stale() -> tuple[Any, ...]:
+    """Queued ready tasks of ``p_group`` unclaimed since before ``p_cutoff``."""
     return (_task.c.status == TaskStatus.READY.value,
-            _task.c.ready_at < clock.now() - older_than, _task.c.group_name == group,
+            _task.c.ready_at < bindparam("p_cutoff", type_=UTCDateTime()),
+            _task.c.group_name == bindparam("p_group"),
             _task.c.client.is_(False), _task.c.queued.is_(True))
+
+
+_HAS_STALE = select(_task.c.id).where(*_stale()).limit(1)
+_REPUBLISH_STALE = _update_some(_stale(), (_task.c.ready_at, _task.c.id),
+                                bindparam("p_limit", type_=Integer()), ready_at=_NOW)
 
 
 def has_stale_ready(session: Session, older_than: timedelta, *, group: str) -> bool:
     """Whether :func:`stale_ready` would find anything (a read, no lock taken)."""
-    return session.execute(select(_task.c.id).where(*_stale(older_than, group)).limit(1)
-                           ).first() is not None
+    params = {"p_cutoff": clock.now() - older_than, "p_group": group}
+    return session.execute(_HAS_STALE, params).first() is not None
 
 
 def stale_ready(session: Session, older_than: timedelta, *, group: str,
@@ -544,8 +554,9 @@ def stale_ready(session: Session, older_than: timedelta, *, group: str,
     """Queued ready tasks of ``group`` unclaimed for longer than ``older_than``; their
     ``ready_at`` is renewed so that only one caller republishes each."""
     conn = session.connection()
-    rows = conn.execute(_update_some(_stale(older_than, group), (_task.c.ready_at, _task.c.id),
-                                     limit, ready_at=clock.now()).on(conn)).all()
+    now = clock.now()
+    rows = conn.execute(_REPUBLISH_STALE.on(conn), {
+        "p_cutoff": now - older_than, "p_group": group, "p_limit": limit, "p_now": now}).all()
     return queued(rows)
 
 

@@ -82,7 +82,7 @@ def record(claimed: Claim, outcome: Outcome, error: str | None,
     briefly unreachable is retried: a second recording of the same attempt is a no-op."""
     settings = settings or get_settings()
     at_once = (outcome is Outcome.ENDED and claimed.readied_by_success is not None
-               and settings.is_postgresql)
+               and store.get_engine(settings).dialect.name == "postgresql")
     delay = 0.1
     for attempt in range(1, RECORD_TRIES + 1):
         try:

@@ -80,10 +80,6 @@ class Settings:
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
 
-    @property
-    def is_postgresql(self) -> bool:
-        return self.database_url.startswith("postgresql")
-
     def broker_config(self) -> dict[str, object]:
         """Celery's ``broker_url`` and ``broker_transport_options`` for this broker."""
         if not self.embedded_broker:

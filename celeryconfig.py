@@ -1,38 +1,13 @@
-"""Celery settings of batchjobs, read from the environment.
+"""Your Celery overrides for batchjobs (an example; not installed with the package).
 
-``BATCHJOBS_BROKER_URL`` picks the broker (unset: the embedded filesystem
-broker in ``./batchjobs.broker/``). The options that make batch servers behave
-as AX threads are fixed here: late acknowledgement and a prefetch of one, so
-each thread holds exactly the task it runs and nothing waits behind it.
+The batchjobs app (``celery -A batchjobs.app``) imports a module called ``celeryconfig``
+if one is on the Python path, or the module named by ``BATCHJOBS_CELERY_CONFIG``, and
+applies its lower-case settings over batchjobs' defaults. The broker comes from
+``BATCHJOBS_BROKER_URL``, and what batchjobs relies on is applied over this module
+whatever it says (see ``batchjobs/app.py``: JSON only, late acknowledgement, a
+prefetch of one per thread, reject on a lost worker process, task events).
 """
 
-from batchjobs.settings import get_settings
-
-_settings = get_settings()
-_broker = _settings.broker_config()
-broker_url = _broker["broker_url"]
-broker_transport_options = _broker["broker_transport_options"]
-broker_connection_retry_on_startup = True
-
-# Modules with @batchable processes, imported by every batch server at start.
-imports = _settings.imports
-
-# Security: JSON only, everywhere.
-task_serializer = "json"
-result_serializer = "json"
-event_serializer = "json"
-accept_content = ["json"]
-result_accept_content = ["json"]
-
-# One thread, one task: no prefetching beyond the task in hand, ack after it ran.
-task_acks_late = True
-worker_prefetch_multiplier = 1
-task_ignore_result = True
-task_default_queue = "batch.default"
-
-# Flower and `celery events` see every batch task and the server that ran it.
-worker_send_task_events = True
-task_send_sent_event = True
-
-timezone = "UTC"
-enable_utc = True
+# Examples of settings that are yours to choose:
+worker_hijack_root_logger = True
+broker_pool_limit = 10

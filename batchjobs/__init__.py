@@ -33,7 +33,6 @@ from .errors import (
     InvalidSchedule,
     InvalidState,
     InvalidValue,
-    GroupNotFound,
     InUse,
     JobNotFound,
     MalformedDefinition,
@@ -61,7 +60,7 @@ __all__ = [
     # errors
     "BatchJobsError", "DefinitionError", "MalformedDefinition", "UnknownProcess",
     "UnknownGroup", "DuplicateTask", "UnknownDependency", "DependencyCycle", "InvalidValue",
-    "InvalidRecurrence", "StoreError", "JobNotFound", "ServerNotFound", "GroupNotFound",
+    "InvalidRecurrence", "StoreError", "JobNotFound", "ServerNotFound",
     "InUse", "InvalidState", "DispatchError", "TaskFailed", "DeliveryError", "ConfigError",
     "InvalidSchedule",
     # configuration

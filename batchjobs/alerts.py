@@ -24,14 +24,9 @@ from .errors import DeliveryError
 from .models import Alert, AlertDelivery, Attempt, Job, Task, User
 from .settings import Settings, get_settings
 from .status import Alert as AlertSetting
-from .status import JobStatus, TaskStatus
+from .status import DeliveryStatus, JobStatus, Sink, TaskStatus
 
 log = logging.getLogger(__name__)
-
-#: Tries of one delivery before it is given up (marked ``failed``).
-MAX_TRIES = 8
-#: Seconds a claimed try may take before another process may try again.
-LEASE = 60.0
 
 _delivery = AlertDelivery.__table__
 
@@ -45,34 +40,41 @@ def wanted(setting: str, status: JobStatus) -> bool:
     return False
 
 
+def sinks_configured(settings: Settings) -> list[Sink]:
+    """The sinks this host's settings turn on."""
+    return [sink for sink, url in ((Sink.EMAIL, settings.smtp_url),
+                                   (Sink.WEBHOOK, settings.alert_webhook)) if url]
+
+
 def create_alert(session: Session, job: Job, status: JobStatus, now: datetime,
-                 settings: Settings | None = None) -> int | None:
-    """Store the alert of the job's current run (if wanted) and its pending deliveries."""
+                 settings: Settings) -> int | None:
+    """Store the alert of the job's current run (if wanted) and its pending deliveries.
+
+    Runs inside the transaction that ends the run: ``settings`` come from the caller,
+    never from the environment here."""
     if not wanted(job.alert, status):
         return None
-    settings = settings or get_settings()
     payload = _payload(session, job, status, now)
     alert_id = session.execute(insert(Alert).values(
         job_id=job.id, run=job.run_number, user=job.created_by, status=status.value,
         created_at=now, payload=payload).returning(Alert.id)).scalar_one()
-    sinks_on = [name for name, url in (("email", settings.smtp_url),
-                                       ("webhook", settings.alert_webhook)) if url]
+    sinks_on = sinks_configured(settings)
     if sinks_on:
         session.execute(insert(AlertDelivery), [_delivery_row(alert_id, sink, payload, now)
                                                 for sink in sinks_on])
     return alert_id
 
 
-def _delivery_row(alert_id: int, sink: str, payload: dict[str, Any],
+def _delivery_row(alert_id: int, sink: Sink, payload: dict[str, Any],
                   now: datetime) -> dict[str, Any]:
     """A pending delivery; an email to a user without an address fails at once (retrying
     cannot help) and says how to fix it."""
-    if sink == "email" and not payload.get("email"):
+    if sink is Sink.EMAIL and not payload.get("email"):
         user = payload.get("user")
-        return {"alert_id": alert_id, "sink": sink, "status": "failed", "tries": 0,
+        return {"alert_id": alert_id, "sink": sink, "status": DeliveryStatus.FAILED, "tries": 0,
                 "next_try_at": None, "last_error": f"user {user} has no email address "
                 f"(batchjobs user add {user} --email ADDRESS)"}
-    return {"alert_id": alert_id, "sink": sink, "status": "pending", "tries": 0,
+    return {"alert_id": alert_id, "sink": sink, "status": DeliveryStatus.PENDING, "tries": 0,
             "next_try_at": now, "last_error": None}
 
 
@@ -102,12 +104,11 @@ def deliver_due(settings: Settings | None = None, *, limit: int = 20) -> int:
     """Try the deliveries that are due, for the sinks configured here; return how many
     were sent."""
     settings = settings or get_settings()
-    here = [name for name, url in (("email", settings.smtp_url),
-                                   ("webhook", settings.alert_webhook)) if url]
+    here = sinks_configured(settings)
     if not here:
         return 0
     now = clock.now()
-    due = (_delivery.c.status == "pending", _delivery.c.next_try_at <= now,
+    due = (_delivery.c.status == DeliveryStatus.PENDING.value, _delivery.c.next_try_at <= now,
            _delivery.c.sink.in_(here))
     # Every housekeeper asks twice a second: look before taking the write lock (SQLite).
     with store.read_session(settings) as session:
@@ -118,7 +119,7 @@ def deliver_due(settings: Settings | None = None, *, limit: int = 20) -> int:
             update(_delivery).where(
                 _delivery.c.id.in_(select(_delivery.c.id).where(*due).limit(limit)
                                    .scalar_subquery()), *due)
-            .values(tries=_delivery.c.tries + 1, next_try_at=now + timedelta(seconds=LEASE))
+            .values(tries=_delivery.c.tries + 1, next_try_at=now + timedelta(seconds=settings.alert_lease))
             .returning(_delivery.c.id, _delivery.c.alert_id, _delivery.c.sink,
                        _delivery.c.tries)).all()
         payloads: dict[int, dict[str, Any]] = {}
@@ -136,13 +137,13 @@ def deliver_due(settings: Settings | None = None, *, limit: int = 20) -> int:
             continue
         with store.transaction(settings) as session:
             session.execute(update(AlertDelivery).where(AlertDelivery.id == row.id).values(
-                status="sent", sent_at=clock.now(), last_error=None))
+                status=DeliveryStatus.SENT, sent_at=clock.now(), last_error=None))
         sent += 1
     return sent
 
 
 def _send(sink: str, payload: dict[str, Any], settings: Settings) -> None:
-    if sink == "webhook":
+    if sink == Sink.WEBHOOK:
         assert settings.alert_webhook is not None
         sinks.post_webhook(payload, url=settings.alert_webhook)
     else:
@@ -152,7 +153,7 @@ def _send(sink: str, payload: dict[str, Any], settings: Settings) -> None:
 
 
 def _failed(delivery_id: int, tries: int, error: str, settings: Settings) -> None:
-    give_up = tries >= MAX_TRIES
+    give_up = tries >= settings.alert_max_tries
     wait = sinks.backoff(tries)
     if give_up:
         log.error("alert delivery %s failed %d times, given up: %s", delivery_id, tries, error)
@@ -161,7 +162,7 @@ def _failed(delivery_id: int, tries: int, error: str, settings: Settings) -> Non
                     tries, wait, error)
     with store.transaction(settings) as session:
         session.execute(update(AlertDelivery).where(AlertDelivery.id == delivery_id).values(
-            status="failed" if give_up else "pending", last_error=error,
+            status=DeliveryStatus.FAILED if give_up else DeliveryStatus.PENDING, last_error=error,
             next_try_at=None if give_up else clock.now() + timedelta(seconds=wait)))
 
 

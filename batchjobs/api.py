@@ -19,7 +19,7 @@ from .errors import InvalidRecurrence, JobNotFound
 from .processes import get_process
 from .recurrence import Recurrence, first_occurrence
 from .models import Attempt, BatchGroup, Condition, Job, Task
-from .settings import Settings, queue_depth
+from .settings import Settings, get_settings
 from .status import JOB_FINAL, JobStatus, TaskStatus
 
 #: Seconds between two looks at the database while waiting for a job.
@@ -41,6 +41,7 @@ def submit(job: JobSpec, *, user: str | None = None, hold: bool = False,
     Nothing is stored when validation fails. Tasks without conditions are
     published as soon as the transaction commits.
     """
+    settings = settings or get_settings()
     user = user or current_user()
     now = clock.now()
     with store.read_session(settings) as session:
@@ -74,7 +75,7 @@ def submit(job: JobSpec, *, user: str | None = None, hold: bool = False,
                 dependents[d.task].append([ids[t.name], d.status.value])
                 conditions.append({"task_id": ids[t.name], "parent_id": ids[d.task],
                                    "expected": d.status.value})
-        store.bulk_insert(session, Task.__table__, [
+        store.insert_many(session, Task.__table__, [
             {"id": ids[t.name], "job_id": job_id, "name": t.name, "process": t.process,
              "kwargs": t.kwargs, "group_name": t.group,
              "company": t.company if t.company is not None else job.company,
@@ -89,11 +90,11 @@ def submit(job: JobSpec, *, user: str | None = None, hold: bool = False,
             for t in job.tasks
         ])
         if conditions:
-            store.bulk_insert(session, Condition.__table__, conditions)
+            store.insert_many(session, Condition.__table__, conditions)
         dispatches = []
         if starts_now:
-            dispatches = start_job(session, job_id, queue_depth(settings))
-    queues.publish(dispatches)
+            dispatches = start_job(session, job_id, settings.queue_depth)
+    queues.publish(dispatches, settings=settings)
     return job_id
 
 

@@ -30,8 +30,20 @@ log = logging.getLogger(__name__)
 SCHEME = "embedded"
 
 
+#: The transport options that name folders; each is made when a channel opens.
+FOLDER_OPTIONS = ("data_folder_in", "data_folder_out", "control_folder", "processed_folder",
+                  "tmp_folder")
+
+
 class Channel(filesystem.Channel):
     """Filesystem channel with atomic publish and claim."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # The folders are made by whoever uses the broker first, never by reading settings.
+        for option in FOLDER_OPTIONS:
+            if folder := self.transport_options.get(option):
+                _ensure(str(folder))
 
     @cached_property
     def tmp_folder(self) -> str:

@@ -15,10 +15,10 @@ from typing import Any
 from sqlalchemy import select
 
 from . import queues, store
-from .coordinator import Claim, claim
+from .coordinator import Claim, claim, record
 from .models import Task
-from .runner import execute, record
-from .settings import Settings
+from .execution import execute
+from .settings import Settings, get_settings
 from .status import Outcome, TaskStatus
 
 
@@ -37,6 +37,7 @@ def run_client(job_id: int | None = None, *, on_start: Callable[[Claim], Any] | 
                settings: Settings | None = None) -> list[dict[str, Any]]:
     """Run every ready client task (of ``job_id``), including those that become ready
     while doing so; return what ran, in order."""
+    settings = settings or get_settings()
     where = f"client:{socket.gethostname()}"
     done: list[dict[str, Any]] = []
     while True:
@@ -44,14 +45,15 @@ def run_client(job_id: int | None = None, *, on_start: Callable[[Claim], Any] | 
         if not pending:
             return done
         for task_id, task_job, _ in pending:
-            with store.transaction(settings) as session:
-                claimed = claim(session, task_id, task_job, where)
+            claimed = claim(task_id, task_job, where, settings=settings)
             if claimed is None:
                 continue  # another terminal took it
             if on_start is not None:
                 on_start(claimed)
             outcome, error = execute(claimed, where, client=True)
-            queues.publish(record(claimed, outcome, error))
+            queues.publish(record(claimed.task_id, claimed.attempt, outcome, error,
+                                  children=claimed.readied_by_success, settings=settings),
+                           settings=settings)
             done.append({"job_id": claimed.job_id, "task": claimed.name,
                          "status": (TaskStatus.ENDED if outcome is Outcome.ENDED
                                     else TaskStatus.ERROR).value, "error": error})

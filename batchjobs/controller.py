@@ -23,36 +23,29 @@ window strands nothing: waiting tasks stay in the queue for other servers.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
 from . import clock, queues
-from .errors import ConfigError, ServerNotFound
+from .errors import ServerNotFound
 from .servers import get_server, record_applied
+from .settings import Settings
 
 log = logging.getLogger(__name__)
 
 #: Name of the remote-control command that applies a state inside a worker.
 APPLY_COMMAND = "batchjobs_apply"
-#: Environment variable shifting the clock the schedule is read with (seconds; tests).
-OFFSET_VARIABLE = "BATCHJOBS_SCHEDULE_OFFSET"
 
 State = tuple[tuple[str, ...], int]
 
 
-def schedule_clock() -> Callable[[], datetime]:
-    """``clock.now`` shifted by ``BATCHJOBS_SCHEDULE_OFFSET`` seconds, so a test can put a
+def schedule_clock(settings: Settings) -> Callable[[], datetime]:
+    """``clock.now`` shifted by ``settings.schedule_offset`` seconds, so a test can put a
     server a few seconds before a window boundary without changing any other time."""
-    raw = os.environ.get(OFFSET_VARIABLE)
-    if not raw:
+    if not settings.schedule_offset:
         return clock.now
-    try:
-        offset = timedelta(seconds=float(raw))
-    except ValueError:
-        raise ConfigError(f"{OFFSET_VARIABLE} must be a number of seconds, not {raw!r}",
-                          name=OFFSET_VARIABLE) from None
+    offset = timedelta(seconds=settings.schedule_offset)
     return lambda: clock.now() + offset
 
 
@@ -100,13 +93,15 @@ def _processes_up(pool: Any) -> int:
 class Controller:
     """Compares a server's record with what its worker applies, and closes the gap."""
 
-    def __init__(self, name: str, hostname: str, app: Any, applied: State | None) -> None:
+    def __init__(self, name: str, hostname: str, app: Any, applied: State | None, *,
+                 settings: Settings) -> None:
         self.name = name
         self.hostname = hostname
         self.app = app
         #: None: not known (a restarted housekeeper), so the record is applied again.
         self.applied = applied
-        self.now = schedule_clock()
+        self.settings = settings
+        self.now = schedule_clock(settings)
         self._connection: Any = None
 
     def _broker(self) -> Any:
@@ -126,7 +121,7 @@ class Controller:
             self._connection = None
 
     def desired(self) -> State:
-        config = get_server(self.name)
+        config = get_server(self.name, settings=self.settings)
         return tuple(sorted(config.groups)), config.threads_at(self.now())
 
     def tick(self) -> None:
@@ -148,6 +143,6 @@ class Controller:
             answer = reply.get(self.hostname)
             if answer and "error" not in answer:
                 self.applied = (tuple(answer["groups"]), int(answer["threads"]))
-                record_applied(self.name, *self.applied)
+                record_applied(self.name, *self.applied, settings=self.settings)
                 return
         log.warning("server %s did not confirm %s; retrying", self.name, wanted)

@@ -4,34 +4,58 @@ Every error the package raises on purpose derives from :class:`BatchJobsError`
 and carries its culprit as attributes, so callers (and the CLI) can say exactly
 what was wrong without parsing messages::
 
-    BatchJobsError
-    ├── DefinitionError          a job definition is invalid (nothing is stored)
+    BatchJobsError                                                          exit 1
+    ├── DefinitionError          a job definition is invalid (nothing is stored)  exit 2
     │   ├── MalformedDefinition  the file or value cannot be read as a job
     │   ├── UnknownProcess       process not found or not marked batchable
-    │   ├── UnknownGroup         task names a batch group that does not exist
+    │   ├── UnknownGroup         a batch group that does not exist is named
     │   ├── DuplicateTask        two tasks share a name
     │   ├── UnknownDependency    a condition names a task that is not in the job
     │   ├── DependencyCycle      conditions form a cycle
     │   ├── InvalidValue         a field holds a bad word or value
     │   └── InvalidRecurrence    a recurrence (cron, every, timezone, end) is malformed
-    ├── StoreError               the database refused or lacks something
+    ├── StoreError               the database refused or lacks something          exit 2
     │   ├── JobNotFound          no job with that id
     │   ├── ServerNotFound       no batch server with that name
-    │   ├── GroupNotFound        no batch group with that name
     │   ├── InUse                a group or server cannot go while something uses it
     │   └── InvalidState         hold/release/cancel/rerun does not apply to the job now
-    ├── DispatchError            a ready task could not be handed to the broker
-    ├── TaskFailed               a task's process failed (Celery and Flower show FAILURE)
-    ├── DeliveryError            an alert sink (SMTP, webhook) refused or is down
-    └── ConfigError              a setting is missing or malformed
+    ├── DispatchError            a ready task could not be handed to the broker   exit 1
+    ├── RunError                 a task cannot be run where it was sent            exit 1
+    │   ├── ClientOnly           a client process reached a batch server
+    │   └── TaskFailed           a task's process failed (Celery, Flower: FAILURE)
+    ├── ServerStartError         a batch server started here did not come up       exit 1
+    ├── DeliveryError            an alert sink (SMTP, webhook) refused or is down  exit 1
+    └── ConfigError              a setting is missing or malformed                 exit 2
         └── InvalidSchedule      a server's schedule or time zone is malformed
+
+Each sub-base carries the exit code of the CLI (``exit_code``): the CLI reports any
+error of the tree as one line and exits with it. Every error survives pickling (a
+batch server's pool process hands its exceptions to the main process that way).
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class BatchJobsError(Exception):
     """Root of every error raised by batchjobs on purpose."""
+
+    #: The CLI's exit code for this kind of error.
+    exit_code: int = 1
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Rebuilt without calling ``__init__`` (whose keyword-only culprits pickle's
+        # default would not pass), with the same message and attributes.
+        return _rebuild, (type(self), self.args, self.__dict__)
+
+
+def _rebuild(kind: type[BatchJobsError], args: tuple[Any, ...],
+             state: dict[str, Any]) -> BatchJobsError:
+    error = kind.__new__(kind)
+    error.args = args
+    error.__dict__.update(state)
+    return error
 
 
 # -- definition --------------------------------------------------------------
@@ -39,6 +63,8 @@ class BatchJobsError(Exception):
 
 class DefinitionError(BatchJobsError):
     """Raised when a job definition is invalid; nothing has been stored."""
+
+    exit_code = 2
 
     def __init__(self, message: str, *, task: str | None = None, field: str | None = None,
                  value: object = None) -> None:
@@ -63,7 +89,13 @@ class UnknownProcess(DefinitionError):
 
 
 class UnknownGroup(DefinitionError):
-    """Raised when a task names a batch group that does not exist."""
+    """Raised when a batch group that does not exist is named (by a task, a server
+    record or a group command); ``value`` is its name."""
+
+    @classmethod
+    def named(cls, name: str, **culprit: Any) -> UnknownGroup:
+        return cls(f"no batch group named {name!r} (create it with: batchjobs group add "
+                   f"{name})", value=name, **culprit)
 
 
 class DuplicateTask(DefinitionError):
@@ -98,6 +130,8 @@ class InvalidRecurrence(DefinitionError):
 class StoreError(BatchJobsError):
     """Raised when the database refuses an operation or lacks a record."""
 
+    exit_code = 2
+
 
 class JobNotFound(StoreError):
     """Raised when no job has the given id."""
@@ -113,15 +147,6 @@ class ServerNotFound(StoreError):
     def __init__(self, name: str) -> None:
         self.name = name
         super().__init__(f"no batch server named {name!r}")
-
-
-class GroupNotFound(StoreError):
-    """Raised when no batch group has the given name."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        super().__init__(f"no batch group named {name!r} (create it with: batchjobs group add "
-                         f"{name})")
 
 
 class InUse(StoreError):
@@ -151,7 +176,20 @@ class DispatchError(BatchJobsError):
     """Raised when a ready task cannot be handed to the broker."""
 
 
-class TaskFailed(BatchJobsError):
+class RunError(BatchJobsError):
+    """Raised when a claimed task cannot be run, or its process failed."""
+
+
+class ClientOnly(RunError):
+    """Raised when a client process (run by a person: ``batchjobs run-client``) reaches a
+    batch server; ``process`` names it."""
+
+    def __init__(self, process: str) -> None:
+        self.process = process
+        super().__init__(f"{process} is a client process; it is not run on a batch server")
+
+
+class TaskFailed(RunError):
     """Raised by a batch server after recording a failed attempt, so Celery's events (and
     Flower) show the attempt as failed; the batch outcome is already stored."""
 
@@ -161,6 +199,15 @@ class TaskFailed(BatchJobsError):
         self.attempt = attempt
         self.error = error
         super().__init__(f"job {job_id} task {task!r} attempt {attempt} failed: {error}")
+
+
+class ServerStartError(BatchJobsError):
+    """Raised when a batch server started on this host exits or does not register in
+    time; ``server`` names it."""
+
+    def __init__(self, server: str, message: str) -> None:
+        self.server = server
+        super().__init__(message)
 
 
 class DeliveryError(BatchJobsError):
@@ -174,6 +221,8 @@ class DeliveryError(BatchJobsError):
 
 class ConfigError(BatchJobsError):
     """Raised when a setting is missing or malformed; ``name`` is the setting."""
+
+    exit_code = 2
 
     def __init__(self, message: str, *, name: str | None = None) -> None:
         self.name = name

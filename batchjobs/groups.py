@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from . import clock, store
-from .errors import GroupNotFound, InUse, InvalidValue
+from .errors import InUse, InvalidValue, UnknownGroup
 from .models import BatchGroup, ServerGroup, Task
 from .settings import DEFAULT_GROUP, Settings
 from .status import TASK_FINAL
@@ -65,7 +65,7 @@ def remove_group(name: str, *, settings: Settings | None = None) -> None:
     with store.transaction(settings) as session:
         group = session.get(BatchGroup, name)
         if group is None:
-            raise GroupNotFound(name)
+            raise UnknownGroup.named(name, field="group")
         servers = list(session.execute(select(ServerGroup.server_name)
                                        .where(ServerGroup.group_name == name)).scalars())
         tasks = session.execute(select(func.count()).select_from(Task).where(

@@ -15,7 +15,7 @@ from typing import IO
 from sqlalchemy import select
 
 from . import clock, store
-from .errors import BatchJobsError
+from .errors import ServerStartError
 from .models import BatchServer
 from .settings import Settings
 
@@ -74,13 +74,15 @@ def wait_until_ready(servers: Sequence[ServerProcess], *, timeout: float = 60.0,
     while True:
         for server in servers:
             if server.process.poll() is not None:
-                raise BatchJobsError(f"batch server {server.name} exited with code "
-                                     f"{server.process.returncode}\n{server.log_tail()}")
+                raise ServerStartError(server.name, f"batch server {server.name} exited with "
+                                       f"code {server.process.returncode}\n"
+                                       f"{server.log_tail()}")
         if _registered(names, settings) == set(names):
             return
         if time.monotonic() > deadline:
-            raise BatchJobsError(f"batch servers not ready after {timeout}s: "
-                                 f"{sorted(set(names) - _registered(names, settings))}")
+            missing = sorted(set(names) - _registered(names, settings))
+            raise ServerStartError(", ".join(missing), f"batch servers not ready after "
+                                   f"{timeout}s: {missing}")
         time.sleep(0.1)
 
 

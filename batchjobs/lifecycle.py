@@ -18,11 +18,12 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from . import clock, queues, runs, store
-from .coordinator import Dispatch, propagate, queue_job, start_job
+from .queues import Dispatch
+from .coordinator import propagate, queue_job, start_job
 from .errors import InvalidState, JobNotFound
 from .graph import Decision, decide, holds, unmet_reason
 from .models import Attempt, Condition, Job, Task
-from .settings import Settings, queue_depth
+from .settings import Settings, get_settings
 from .status import JOB_FINAL, JobStatus, Outcome, TaskStatus
 
 log = logging.getLogger(__name__)
@@ -51,6 +52,7 @@ def hold(job_id: int, *, settings: Settings | None = None) -> None:
 
 def release(job_id: int, *, settings: Settings | None = None) -> None:
     """A held job waits again, and starts at once if its time has come."""
+    settings = settings or get_settings()
     with store.transaction(settings) as session:
         job = _job(session, job_id)
         if job.status != JobStatus.HOLD:
@@ -59,14 +61,15 @@ def release(job_id: int, *, settings: Settings | None = None) -> None:
         now = clock.now()
         runs.set_run_status(session, job_id, JobStatus.WAITING, now)
         session.flush()
-        dispatches = start_job(session, job_id, queue_depth(settings)) \
+        dispatches = start_job(session, job_id, settings.queue_depth) \
             if job.run_at is None or job.run_at <= now else []
-    queues.publish(dispatches)
+    queues.publish(dispatches, settings=settings)
 
 
 def cancel(job_id: int, *, settings: Settings | None = None) -> int:
     """Cancel a job: tasks not started become ``canceled``, executing ones are revoked and
     end ``canceled``; no dependent starts afterwards. Return how many were executing."""
+    settings = settings or get_settings()
     now = clock.now()
     with store.transaction(settings) as session:
         job = _job(session, job_id)
@@ -94,7 +97,7 @@ def cancel(job_id: int, *, settings: Settings | None = None) -> int:
         job.ended_at = now
         job.remaining = 0
         session.flush()
-        runs.end_run(session, job_id, JobStatus.CANCELED, now)
+        runs.end_run(session, job_id, JobStatus.CANCELED, now, settings)
     if messages:
         from .app import app
 
@@ -107,6 +110,7 @@ def rerun(job_id: int, *, failed: bool = False, settings: Settings | None = None
     """Run a finished job again: every task, or (``failed``) the tasks that ended
     ``error``, ``not_run`` or ``canceled`` and whatever depends on them. Earlier attempts
     are kept; attempt numbers go on. Return how many tasks run again."""
+    settings = settings or get_settings()
     now = clock.now()
     with store.transaction(settings) as session:
         job = _job(session, job_id)
@@ -129,11 +133,11 @@ def rerun(job_id: int, *, failed: bool = False, settings: Settings | None = None
             status=JobStatus.EXECUTING, remaining=len(chosen), failed=outside_failed,
             run_number=number, started_at=now, ended_at=None))
         runs.new_run(session, job_id, number, status=JobStatus.EXECUTING, scheduled_at=now,
-                     kind="rerun")
+                     kind=RunKind.RERUN)
         runs.start_run(session, job_id, now)
-        dispatches = _restart(session, job_id, tasks, chosen, now)
-        dispatches += queue_job(session, job_id, queue_depth(settings))
-    queues.publish(dispatches)
+        dispatches = _restart(session, job_id, tasks, chosen, now, settings)
+        dispatches += queue_job(session, job_id, settings.queue_depth)
+    queues.publish(dispatches, settings=settings)
     return len(chosen)
 
 
@@ -150,7 +154,7 @@ def _with_dependents(tasks: dict[int, Task], seeds: list[int]) -> set[int]:
 
 
 def _restart(session: Session, job_id: int, tasks: dict[int, Task], chosen: set[int],
-             now: Any) -> list[Dispatch]:
+             now: Any, settings: Settings) -> list[Dispatch]:
     """Count the conditions whose parent is not rerun (it keeps its status), then decide
     the rerun tasks those alone settle: ready now, or not_run (cascading)."""
     counts: dict[int, list[int]] = {task_id: [0, 0] for task_id in chosen}
@@ -187,5 +191,5 @@ def _restart(session: Session, job_id: int, tasks: dict[int, Task], chosen: set[
                     status=TaskStatus.NOT_RUN.value, reason=reasons.get(task_id))
                     .returning(table.c.id)).first():
                 dispatches += propagate(session, job_id, t.name, TaskStatus.NOT_RUN,
-                                        t.dependents, 0, now)
+                                        t.dependents, 0, now, settings)
     return dispatches

@@ -7,11 +7,13 @@ let the coordinator decide from the rows it touches, never by scanning a job.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
     JSON,
     DateTime,
+    Enum,
     ForeignKey,
     Index,
     Integer,
@@ -20,9 +22,22 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
-    text,
+    and_,
+    not_,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from .status import (
+    Alert as AlertSetting,
+    ConditionType,
+    DeliveryStatus,
+    Expected,
+    JobStatus,
+    Outcome,
+    RunKind,
+    Sink,
+    TaskStatus,
+)
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -40,12 +55,12 @@ class UTCDateTime(TypeDecorator[datetime]):
     cache_ok = True
 
     def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        # SQLite's DATETIME writes the wall time and drops the offset, which is UTC here.
         if value is None:
             return None
         if value.tzinfo is None:
             raise ValueError(f"naive datetime {value!r} refused: store aware UTC")
-        value = value.astimezone(UTC)
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+        return value.astimezone(UTC)
 
     def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
         if value is None:
@@ -53,6 +68,14 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value.tzinfo is None:
             return value.replace(tzinfo=UTC)
         return value.astimezone(UTC)
+
+
+def words(kind: type[StrEnum], length: int = 16) -> Enum:
+    """A column of one enum's words, stored as the lowercase words themselves (a
+    ``VARCHAR``, no database enum type: adding a word needs no schema change). Values
+    come back as the enum; a word outside it is refused before it reaches the database."""
+    return Enum(kind, native_enum=False, create_constraint=False, length=length,
+                validate_strings=True, values_callable=lambda members: [m.value for m in members])
 
 
 class Base(DeclarativeBase):
@@ -105,8 +128,8 @@ class Job(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     description: Mapped[str] = mapped_column(Text)
-    status: Mapped[str] = mapped_column(String(16), index=True)
-    alert: Mapped[str] = mapped_column(String(16))
+    status: Mapped[JobStatus] = mapped_column(words(JobStatus), index=True)
+    alert: Mapped[AlertSetting] = mapped_column(words(AlertSetting))
     company: Mapped[str | None] = mapped_column(String(100))
     created_by: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime]
@@ -137,11 +160,11 @@ class JobRun(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
     number: Mapped[int] = mapped_column(Integer)
-    kind: Mapped[str] = mapped_column(String(16), default="scheduled")
+    kind: Mapped[RunKind] = mapped_column(words(RunKind), default=RunKind.SCHEDULED)
     scheduled_at: Mapped[datetime | None]
     started_at: Mapped[datetime | None]
     ended_at: Mapped[datetime | None]
-    status: Mapped[str] = mapped_column(String(16))
+    status: Mapped[JobStatus] = mapped_column(words(JobStatus))
     skipped: Mapped[int] = mapped_column(Integer, default=0)
 
     __table_args__ = (UniqueConstraint("job_id", "number", name="uq_job_runs_job_id_number"),)
@@ -166,7 +189,7 @@ class Alert(Base):
     job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
     run: Mapped[int] = mapped_column(Integer)
     user: Mapped[str] = mapped_column(String(200), index=True)
-    status: Mapped[str] = mapped_column(String(16))
+    status: Mapped[JobStatus] = mapped_column(words(JobStatus))
     created_at: Mapped[datetime]
     payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
@@ -180,18 +203,14 @@ class AlertDelivery(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     alert_id: Mapped[int] = mapped_column(ForeignKey("alerts.id", ondelete="CASCADE"))
-    sink: Mapped[str] = mapped_column(String(16))
-    status: Mapped[str] = mapped_column(String(16))  # pending | sent | failed
+    sink: Mapped[Sink] = mapped_column(words(Sink))
+    status: Mapped[DeliveryStatus] = mapped_column(words(DeliveryStatus))
     tries: Mapped[int] = mapped_column(Integer, default=0)
     next_try_at: Mapped[datetime | None]
     sent_at: Mapped[datetime | None]
     last_error: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (Index("ix_alert_deliveries_status_next_try_at", "status", "next_try_at"),)
-
-
-#: Ready tasks waiting for room on their queue (never client tasks): the feeders' index.
-UNQUEUED = text("status = 'ready' AND NOT queued AND NOT client")
 
 
 class Task(Base):
@@ -215,8 +234,9 @@ class Task(Base):
     company: Mapped[str | None] = mapped_column(String(100))
     retries: Mapped[int] = mapped_column(Integer, default=0)
     ignore_failure: Mapped[bool] = mapped_column(default=False)
-    condition_type: Mapped[str] = mapped_column(String(8), default="all")
-    status: Mapped[str] = mapped_column(String(16))
+    condition_type: Mapped[ConditionType] = mapped_column(words(ConditionType, 8),
+                                                          default=ConditionType.ALL)
+    status: Mapped[TaskStatus] = mapped_column(words(TaskStatus))
     n_conditions: Mapped[int] = mapped_column(Integer, default=0)
     met: Mapped[int] = mapped_column(Integer, default=0)
     unmet: Mapped[int] = mapped_column(Integer, default=0)
@@ -241,9 +261,16 @@ class Task(Base):
         UniqueConstraint("job_id", "name", name="uq_tasks_job_id_name"),
         Index("ix_tasks_job_id_status", "job_id", "status"),
         Index("ix_tasks_status_ready_at", "status", "ready_at"),
-        Index("ix_tasks_unqueued", "group_name", "ready_at", "id", postgresql_where=UNQUEUED,
-              sqlite_where=UNQUEUED),
     )
+
+
+#: Ready tasks waiting for room on their queue (never client tasks): what the feeders
+#: look for, and the predicate of the partial index that finds them in feed order. The
+#: statements use this very expression, so that PostgreSQL sees they match the index.
+UNQUEUED = and_(Task.__table__.c.status == TaskStatus.READY.value,
+                not_(Task.__table__.c.queued), not_(Task.__table__.c.client))
+Index("ix_tasks_unqueued", Task.__table__.c.group_name, Task.__table__.c.ready_at,
+      Task.__table__.c.id, postgresql_where=UNQUEUED, sqlite_where=UNQUEUED)
 
 
 class Condition(Base):
@@ -254,7 +281,7 @@ class Condition(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     task_id: Mapped[int] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"), index=True)
     parent_id: Mapped[int] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"), index=True)
-    expected: Mapped[str] = mapped_column(String(16))
+    expected: Mapped[Expected] = mapped_column(words(Expected))
 
 
 class Attempt(Base):
@@ -270,7 +297,7 @@ class Attempt(Base):
     user: Mapped[str] = mapped_column(String(200))
     started_at: Mapped[datetime]
     ended_at: Mapped[datetime | None]
-    outcome: Mapped[str] = mapped_column(String(16))
+    outcome: Mapped[Outcome] = mapped_column(words(Outcome))
     error: Mapped[str | None] = mapped_column(Text)
     #: The job run this attempt belongs to.
     run: Mapped[int] = mapped_column(Integer, default=1)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
 from typing import Any
 
-from .coordinator import Dispatch
+from .settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
 
@@ -26,11 +27,18 @@ def group_of_queue(queue: str) -> str | None:
     return queue[len(QUEUE_PREFIX):] if queue.startswith(QUEUE_PREFIX) else None
 
 
-#: Messages (and their task-sent events) sent to the broker in one pipelined write.
-PUBLISH_BATCH = 1000
+@dataclass(frozen=True)
+class Dispatch:
+    """A task that became ready and must be published on its group's queue."""
+
+    task_id: int
+    job_id: int
+    name: str
+    process: str
+    group: str
 
 
-def publish(dispatches: Iterable[Dispatch]) -> int:
+def publish(dispatches: Iterable[Dispatch], *, settings: Settings | None = None) -> int:
     """Publish each ready task on its group's queue, over one producer; return the count.
 
     The message carries ids only (the process and its kwargs are read from the
@@ -38,7 +46,7 @@ def publish(dispatches: Iterable[Dispatch]) -> int:
     added as keyword arguments so Flower shows what each message is.
 
     Messages go out in pipelined batches where the transport can (kombu's
-    ``Producer.batch``: Redis), one round trip per :data:`PUBLISH_BATCH` messages
+    ``Producer.batch``: Redis), one round trip per ``settings.publish_batch`` messages
     instead of one per message and one per task-sent event: a started job with 100,000
     roots is on its queues in seconds. A batch that fails to reach the broker raises;
     its tasks stay ready in the database and a housekeeper republishes them.
@@ -48,7 +56,8 @@ def publish(dispatches: Iterable[Dispatch]) -> int:
         return 0
     from .app import app
 
-    with app.producer_or_acquire() as producer, _batch(producer):
+    size = (settings or get_settings()).publish_batch
+    with app.producer_or_acquire() as producer, _batch(producer, size):
         for d in dispatches:
             app.send_task(
                 RUN_TASK, args=[d.task_id],
@@ -59,8 +68,8 @@ def publish(dispatches: Iterable[Dispatch]) -> int:
     return len(dispatches)
 
 
-def _batch(producer: Any) -> AbstractContextManager[Any]:
+def _batch(producer: Any, size: int) -> AbstractContextManager[Any]:
     """A pipelined publish batch where kombu offers one: even a single message goes out
     with its task-sent event in one round trip."""
     batch = getattr(producer, "batch", None)
-    return nullcontext() if batch is None else batch(max_size=PUBLISH_BATCH)
+    return nullcontext() if batch is None else batch(max_size=size)

@@ -24,7 +24,8 @@ from sqlalchemy.orm import Session
 from . import alerts, clock
 from .models import Job, JobRun, Task, UTCDateTime
 from .recurrence import Recurrence, next_occurrence
-from .status import JobStatus, TaskStatus
+from .settings import Settings
+from .status import JobStatus, RunKind, TaskStatus
 
 _run = JobRun.__table__
 _job = Job.__table__
@@ -37,7 +38,8 @@ _START_RUN = (update(_run).where(_run.c.job_id == bindparam("p_job"), _run.c.num
 
 
 def new_run(session: Session, job_id: int, number: int, *, status: JobStatus,
-            scheduled_at: datetime | None, kind: str = "scheduled", skipped: int = 0) -> None:
+            scheduled_at: datetime | None, kind: RunKind = RunKind.SCHEDULED,
+            skipped: int = 0) -> None:
     """Record run ``number`` of a job (unique per job: a second insert fails)."""
     session.connection().execute(insert(_run).values(
         job_id=job_id, number=number, kind=kind, scheduled_at=scheduled_at,
@@ -60,11 +62,12 @@ def set_run_status(session: Session, job_id: int, status: JobStatus, now: dateti
                            .where(_job.c.id == job_id).scalar_subquery()).values(**values))
 
 
-def end_run(session: Session, job_id: int, status: JobStatus, now: datetime) -> None:
+def end_run(session: Session, job_id: int, status: JobStatus, now: datetime,
+            settings: Settings) -> None:
     """The job's current run has ended with ``status``: record it, alert, schedule the next."""
     set_run_status(session, job_id, status, now)
     job = session.execute(select(Job).where(Job.id == job_id)).scalar_one()
-    alerts.create_alert(session, job, status, now)
+    alerts.create_alert(session, job, status, now, settings)
     if job.recurrence and status is not JobStatus.CANCELED:
         schedule_next(session, job, now)
 
@@ -78,7 +81,7 @@ def schedule_next(session: Session, job: Job, now: datetime) -> datetime | None:
     anchor = times.get(1) or job.created_at
     previous = times.get(job.run_number) or anchor
     runs_done = session.execute(
-        select(func.count()).where(JobRun.job_id == job.id, JobRun.kind == "scheduled")
+        select(func.count()).where(JobRun.job_id == job.id, JobRun.kind == RunKind.SCHEDULED)
     ).scalar_one()
     next_at, skipped = next_occurrence(recurrence, anchor=anchor, previous=previous, now=now,
                                        runs_done=runs_done)

@@ -29,13 +29,11 @@ from .schedule import (
     windows_from_json,
     windows_to_json,
 )
-from .settings import DEFAULT_GROUP, Settings
+from .settings import DEFAULT_GROUP, Settings, get_settings
 from .status import Outcome
 
-#: Seconds between heartbeats of a running server.
-HEARTBEAT_INTERVAL = 2.0
-#: A server is live while its last heartbeat is at most this old.
-LIVE_WITHIN = timedelta(seconds=3 * HEARTBEAT_INTERVAL)
+#: A server is live while its last heartbeat is at most this many intervals old.
+LIVE_HEARTBEATS = 3
 #: Most threads a server may have (each is a process).
 MAX_THREADS = 256
 
@@ -104,9 +102,7 @@ def set_server(name: str, *, groups: Sequence[str] | None = None, threads: int |
         if wanted is not None:
             missing = sorted(set(wanted) - existing_groups(session, wanted))
             if missing:
-                raise UnknownGroup(f"batch group {missing[0]!r} does not exist (create it with: "
-                                   f"batchjobs group add {missing[0]})", field="groups",
-                                   value=missing[0])
+                raise UnknownGroup.named(missing[0], field="groups")
         server = session.get(BatchServer, name)
         if server is None:
             server = BatchServer(name=name, threads=1, timezone="UTC", schedule=[],
@@ -181,20 +177,22 @@ def remove_server(name: str, *, settings: Settings | None = None) -> None:
 
 def list_servers(*, settings: Settings | None = None) -> list[dict[str, Any]]:
     """Every server: record, ``live``, ``threads_now`` and ``running`` (tasks executing)."""
+    settings = settings or get_settings()
     now = clock.now()
     with store.read_session(settings) as session:
         servers = session.execute(select(BatchServer).order_by(BatchServer.name)).scalars().all()
         running = _running(session)
-        return [_view(s, now, running.get(s.name, 0)) for s in servers]
+        return [_view(s, now, running.get(s.name, 0), settings) for s in servers]
 
 
 def show_server(name: str, *, settings: Settings | None = None) -> dict[str, Any]:
+    settings = settings or get_settings()
     now = clock.now()
     with store.read_session(settings) as session:
         server = session.get(BatchServer, name)
         if server is None:
             raise ServerNotFound(name)
-        return _view(server, now, _running(session, name).get(name, 0))
+        return _view(server, now, _running(session, name).get(name, 0), settings)
 
 
 def _running(session: Session, name: str | None = None) -> dict[str, int]:
@@ -205,17 +203,20 @@ def _running(session: Session, name: str | None = None) -> dict[str, int]:
     return dict(session.execute(query).all())  # type: ignore[arg-type]
 
 
-def _live(server: BatchServer, now: datetime) -> bool:
-    return server.heartbeat_at is not None and now - server.heartbeat_at <= LIVE_WITHIN
+def _live(server: BatchServer, now: datetime, settings: Settings) -> bool:
+    within = timedelta(seconds=LIVE_HEARTBEATS * settings.heartbeat_interval)
+    return server.heartbeat_at is not None and now - server.heartbeat_at <= within
 
 
-def _view(server: BatchServer, now: datetime, running: int) -> dict[str, Any]:
+def _view(server: BatchServer, now: datetime, running: int, settings: Settings,
+          ) -> dict[str, Any]:
     config = _config(server)
+    live = _live(server, now, settings)
     return {
         "name": server.name, "groups": list(config.groups), "threads": server.threads,
         "timezone": server.timezone, "schedule": windows_to_json(config.windows),
-        "live": _live(server, now), "threads_now": config.threads_at(now), "running": running,
+        "live": live, "threads_now": config.threads_at(now), "running": running,
         "applied": {"groups": list(server.applied_groups or []),
-                    "threads": server.applied_threads} if _live(server, now) else None,
+                    "threads": server.applied_threads} if live else None,
         "heartbeat_at": clock.iso(server.heartbeat_at),
     }

@@ -32,8 +32,20 @@ REPUBLISH_AFTER = 30.0
 QUEUE_DEPTH = 1000
 #: Seconds without a heartbeat after which a server is presumed dead and its tasks lost.
 SERVER_TIMEOUT = 30.0
-#: Seconds between two passes of a worker's housekeeping thread.
+#: Seconds between two passes of a housekeeper.
 HOUSEKEEPING_INTERVAL = 0.5
+#: Seconds between two heartbeats of a batch server (and the recovery sweeps with them).
+HEARTBEAT_INTERVAL = 2.0
+#: Tries of one alert delivery before it is given up (marked ``failed``).
+ALERT_MAX_TRIES = 8
+#: Seconds a claimed alert delivery may take before another process may try again.
+ALERT_LEASE = 60.0
+#: Messages (and their task-sent events) sent to the broker in one pipelined write.
+PUBLISH_BATCH = 1000
+#: Seconds before a housekeeper process that died is started again.
+HOUSEKEEPER_RESTART_DELAY = 1.0
+#: The module of Celery's own settings (``BATCHJOBS_CELERY_CONFIG``).
+CELERY_CONFIG = "celeryconfig"
 
 
 @dataclass(frozen=True)
@@ -52,6 +64,17 @@ class Settings:
     smtp_url: str | None = None
     alert_email_from: str = "batchjobs@localhost"
     alert_webhook: str | None = None
+    alert_max_tries: int = ALERT_MAX_TRIES
+    alert_lease: float = ALERT_LEASE
+    housekeeping_interval: float = HOUSEKEEPING_INTERVAL
+    heartbeat_interval: float = HEARTBEAT_INTERVAL
+    housekeeper_restart_delay: float = HOUSEKEEPER_RESTART_DELAY
+    publish_batch: int = PUBLISH_BATCH
+    celery_config: str = CELERY_CONFIG
+    #: Seconds added to the clock a server's schedule is read with
+    #: (``BATCHJOBS_SCHEDULE_OFFSET``), so a test can put a server just before a window
+    #: boundary without changing any other time.
+    schedule_offset: float = 0.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -66,7 +89,9 @@ class Settings:
                    queue_depth=_count(env, "BATCHJOBS_QUEUE_DEPTH", QUEUE_DEPTH),
                    smtp_url=env.get("BATCHJOBS_SMTP_URL") or None,
                    alert_email_from=env.get("BATCHJOBS_ALERT_EMAIL_FROM") or "batchjobs@localhost",
-                   alert_webhook=env.get("BATCHJOBS_ALERT_WEBHOOK") or None)
+                   alert_webhook=env.get("BATCHJOBS_ALERT_WEBHOOK") or None,
+                   celery_config=env.get("BATCHJOBS_CELERY_CONFIG") or CELERY_CONFIG,
+                   schedule_offset=_offset(env, "BATCHJOBS_SCHEDULE_OFFSET"))
 
     @property
     def embedded_broker(self) -> bool:
@@ -75,10 +100,6 @@ class Settings:
     @property
     def broker_folder(self) -> Path:
         return self.home / DEFAULT_BROKER_FOLDER
-
-    @property
-    def is_sqlite(self) -> bool:
-        return self.database_url.startswith("sqlite")
 
     def broker_config(self) -> dict[str, object]:
         """Celery's ``broker_url`` and ``broker_transport_options`` for this broker."""
@@ -89,10 +110,8 @@ class Settings:
                     "broker_transport_options": {"visibility_timeout": 3600}}
         from .broker import register
 
-        register()
+        register()     # the folders are the broker's to make, when it is first used
         folder = self.broker_folder
-        for sub in ("queue", "control", "processed", "tmp"):
-            (folder / sub).mkdir(parents=True, exist_ok=True)
         return {"broker_url": self.broker_url, "broker_transport_options": {
             "data_folder_in": str(folder / "queue"),
             "data_folder_out": str(folder / "queue"),
@@ -127,6 +146,16 @@ def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
     return value
 
 
+def _offset(env: Mapping[str, str], name: str) -> float:
+    raw = env.get(name)
+    if not raw:
+        return 0.0
+    try:
+        return float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number of seconds, not {raw!r}", name=name) from None
+
+
 def _count(env: Mapping[str, str], name: str, default: int) -> int:
     raw = env.get(name)
     if not raw:
@@ -138,15 +167,9 @@ def _count(env: Mapping[str, str], name: str, default: int) -> int:
 
 _ENV_KEYS = ("BATCHJOBS_HOME", "BATCHJOBS_DATABASE_URL", "BATCHJOBS_BROKER_URL",
              "BATCHJOBS_IMPORTS", "BATCHJOBS_REPUBLISH_AFTER", "BATCHJOBS_SERVER_TIMEOUT",
-             "BATCHJOBS_QUEUE_DEPTH",
+             "BATCHJOBS_QUEUE_DEPTH", "BATCHJOBS_CELERY_CONFIG", "BATCHJOBS_SCHEDULE_OFFSET",
              "BATCHJOBS_SMTP_URL", "BATCHJOBS_ALERT_EMAIL_FROM", "BATCHJOBS_ALERT_WEBHOOK")
 _cache: dict[tuple[str | None, ...], Settings] = {}
-
-
-def queue_depth(settings: Settings | None = None) -> int:
-    """How many ready tasks of one batch group are kept on its queue at most when more
-    are ready (:data:`QUEUE_DEPTH`, ``BATCHJOBS_QUEUE_DEPTH``)."""
-    return (settings or get_settings()).queue_depth
 
 
 def get_settings() -> Settings:

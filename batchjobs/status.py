@@ -55,23 +55,31 @@ class Outcome(StrEnum):
     CANCELED = "canceled"
 
 
+class RunKind(StrEnum):
+    """Why a job run started."""
+
+    SCHEDULED = "scheduled"   # the first run, or an occurrence of its recurrence
+    RERUN = "rerun"           # ``batchjobs rerun``
+
+
+class Sink(StrEnum):
+    """Where an alert is delivered."""
+
+    EMAIL = "email"
+    WEBHOOK = "webhook"
+
+
+class DeliveryStatus(StrEnum):
+    """How far one alert delivery got."""
+
+    PENDING = "pending"       # to be (re)tried at ``next_try_at``
+    SENT = "sent"
+    FAILED = "failed"         # given up
+
+
 JOB_FINAL = frozenset({JobStatus.ENDED, JobStatus.ERROR, JobStatus.CANCELED})
 TASK_FINAL = frozenset({TaskStatus.ENDED, TaskStatus.ERROR, TaskStatus.NOT_RUN,
                         TaskStatus.CANCELED})
-
-#: Allowed task transitions; the store guards every change with the source status.
-TASK_TRANSITIONS: dict[TaskStatus, frozenset[TaskStatus]] = {
-    TaskStatus.WAITING: frozenset({TaskStatus.READY, TaskStatus.NOT_RUN, TaskStatus.CANCELED}),
-    TaskStatus.READY: frozenset({TaskStatus.EXECUTING, TaskStatus.CANCELED}),
-    TaskStatus.EXECUTING: frozenset({TaskStatus.ENDED, TaskStatus.ERROR, TaskStatus.READY,
-                                     TaskStatus.CANCELED}),
-    # A rerun (or the next run of a recurring job) starts a finished task afresh.
-    TaskStatus.ENDED: frozenset({TaskStatus.WAITING}),
-    TaskStatus.ERROR: frozenset({TaskStatus.WAITING}),
-    TaskStatus.NOT_RUN: frozenset({TaskStatus.WAITING}),
-    TaskStatus.CANCELED: frozenset({TaskStatus.WAITING}),
-}
-
 
 def condition_holds(expected: Expected, parent: TaskStatus) -> bool:
     """Whether a parent that finished with ``parent`` satisfies ``expected``.

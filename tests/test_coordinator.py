@@ -13,11 +13,11 @@ from sqlalchemy import select
 
 from batchjobs import JobSpec, clock, store
 from batchjobs.api import status, submit
-from batchjobs.coordinator import _QUEUE_OF_GROUP, claim, queue_ready, record_outcome, start_job, unqueued_groups
+from batchjobs.coordinator import claim, queue_ready, record, start_job, unqueued_groups
+from batchjobs.store import statements, steps
 from batchjobs.graph import Decision, decide
 from batchjobs.models import Job, JobRun, Task
 from batchjobs.settings import Settings
-from batchjobs.runner import record
 from batchjobs.status import Outcome
 from tests.conftest import reset_postgres
 
@@ -40,7 +40,7 @@ def held_job(settings: Settings, job: JobSpec) -> tuple[int, dict[str, int]]:
     job.run_at = clock.now() + timedelta(days=1)
     job_id = submit(job, settings=settings)
     with store.transaction(settings) as session:
-        start_job(session, job_id)
+        start_job(session, job_id, settings.queue_depth)
         ids = dict(session.execute(select(Task.name, Task.id).where(Task.job_id == job_id)).all())
     return job_id, ids
 
@@ -48,10 +48,10 @@ def held_job(settings: Settings, job: JobSpec) -> tuple[int, dict[str, int]]:
 def run_task(settings: Settings, job_id: int, task_id: int, outcome: Outcome) -> list[str]:
     """Claim and record as a batch server does (on PostgreSQL, a success whose dependents
     all expect ended/finished is one autocommit statement)."""
-    with store.begin(settings, one_statement=True) as conn:
-        claimed = claim(conn, task_id, job_id, "S")
-        assert claimed is not None
-    return [d.name for d in record(claimed, outcome, None, settings)]
+    claimed = claim(task_id, job_id, "S", settings=settings)
+    assert claimed is not None
+    return [d.name for d in record(claimed.task_id, claimed.attempt, outcome,
+                                   children=claimed.readied_by_success, settings=settings)]
 
 
 # Every counter state of a still-waiting task that one more parent outcome can change.
@@ -96,10 +96,8 @@ def test_second_claim_of_the_same_task_gets_nothing(settings):
     job = JobSpec("claim")
     job.add_task("A", "batchjobs.examples.noop")
     job_id, ids = held_job(settings, job)
-    with store.transaction(settings) as session:
-        assert claim(session, ids["A"], job_id, "S1") is not None
-    with store.transaction(settings) as session:
-        assert claim(session, ids["A"], job_id, "S2") is None
+    assert claim(ids["A"], job_id, "S1", settings=settings) is not None
+    assert claim(ids["A"], job_id, "S2", settings=settings) is None
     assert status(job_id, settings=settings)["tasks"][0]["server"] == "S1"
 
 
@@ -107,8 +105,7 @@ def test_claim_with_the_wrong_job_id_gets_nothing(settings):
     job = JobSpec("claim")
     job.add_task("A", "batchjobs.examples.noop")
     job_id, ids = held_job(settings, job)
-    with store.transaction(settings) as session:
-        assert claim(session, ids["A"], job_id + 1000, "S1") is None
+    assert claim(ids["A"], job_id + 1000, "S1", settings=settings) is None
 
 
 def test_recording_an_outcome_twice_changes_nothing(settings):
@@ -116,12 +113,9 @@ def test_recording_an_outcome_twice_changes_nothing(settings):
     a = job.add_task("A", "batchjobs.examples.noop")
     job.add_task("B", "batchjobs.examples.noop", depends_on=[a])
     job_id, ids = held_job(settings, job)
-    with store.transaction(settings) as session:
-        claimed = claim(session, ids["A"], job_id, "S")
-    with store.transaction(settings) as session:
-        first = record_outcome(session, ids["A"], claimed.attempt, Outcome.ENDED)
-    with store.transaction(settings) as session:
-        second = record_outcome(session, ids["A"], claimed.attempt, Outcome.ERROR, "late")
+    claimed = claim(ids["A"], job_id, "S", settings=settings)
+    first = record(ids["A"], claimed.attempt, Outcome.ENDED, settings=settings)
+    second = record(ids["A"], claimed.attempt, Outcome.ERROR, "late", settings=settings)
     assert [d.name for d in first] == ["B"] and second == []
     with store.read_session(settings) as session:
         job_row = session.get(Job, job_id)
@@ -163,11 +157,12 @@ def test_a_success_decides_its_dependents_once_and_a_second_report_changes_nothi
     job.add_task("D", "batchjobs.examples.noop", condition="any",
                  depends_on=[(a, "finished"), (b, "ended")])
     job_id, ids = held_job(settings, job)
-    with store.begin(settings, one_statement=True) as conn:
-        claimed = claim(conn, ids["A"], job_id, "S")
+    claimed = claim(ids["A"], job_id, "S", settings=settings)
     assert sorted(claimed.readied_by_success) == sorted([ids["C"], ids["D"]])
-    assert [d.name for d in record(claimed, Outcome.ENDED, None, settings)] == ["D"]
-    assert record(claimed, Outcome.ENDED, None, settings) == []
+    assert [d.name for d in record(claimed.task_id, claimed.attempt, Outcome.ENDED,
+                  children=claimed.readied_by_success, settings=settings)] == ["D"]
+    assert record(claimed.task_id, claimed.attempt, Outcome.ENDED,
+                  children=claimed.readied_by_success, settings=settings) == []
     assert run_task(settings, job_id, ids["B"], Outcome.ENDED) == ["C"]
     with store.read_session(settings) as session:
         rows = {t.name: (t.status, t.met, t.unmet) for t in session.execute(
@@ -182,10 +177,10 @@ def test_a_dependent_expecting_error_takes_the_propagating_path(settings):
     a = job.add_task("A", "batchjobs.examples.noop")
     job.add_task("B", "batchjobs.examples.noop", depends_on=[(a, "error")])
     job_id, ids = held_job(settings, job)
-    with store.begin(settings, one_statement=True) as conn:
-        claimed = claim(conn, ids["A"], job_id, "S")
+    claimed = claim(ids["A"], job_id, "S", settings=settings)
     assert claimed.readied_by_success is None
-    assert record(claimed, Outcome.ENDED, None, settings) == []
+    assert record(claimed.task_id, claimed.attempt, Outcome.ENDED,
+                  children=claimed.readied_by_success, settings=settings) == []
     result = status(job_id, settings=settings)
     assert result["status"] == "ended"
     assert [t["status"] for t in result["tasks"]] == ["ended", "not_run"]
@@ -247,7 +242,8 @@ def test_feeding_a_queue_reads_only_the_tasks_it_publishes(postgres_url, tmp_pat
         start_job(session, job_id, 10)
     with store.transaction(settings) as session:
         conn = session.connection()
-        compiled = _QUEUE_OF_GROUP.postgresql.compile(dialect=conn.dialect)
+        compiled = steps.PostgreSQL().choose_some(statements.QUEUE_OF_GROUP).compile(
+            dialect=conn.dialect)
         plan = conn.exec_driver_sql(
             "EXPLAIN (ANALYZE, FORMAT JSON) " + str(compiled),
             compiled.construct_params({"p_group": "default", "p_limit": 50})).scalar()

@@ -9,10 +9,12 @@ import pytest
 from sqlalchemy import bindparam, select, text, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from batchjobs import JobSpec, TaskSpec, clock, fastpath, store
+from batchjobs import JobSpec, TaskSpec, clock, store
+from batchjobs.store import fastpath
 from batchjobs.api import submit
 from batchjobs.models import Job, UTCDateTime
 from batchjobs.settings import Settings
+from batchjobs.status import Outcome
 from tests.conftest import reset_postgres
 
 
@@ -30,7 +32,7 @@ def stored_job(settings: Settings, description: str) -> int:
 
 
 def test_one_statement_runs_on_a_prepared_generic_plan_in_autocommit(settings):
-    with store.begin(settings, one_statement=True) as conn:
+    with store.atomic(settings) as (_, conn):
         assert isinstance(conn, fastpath.Connection)
         mode = conn.execute(select(text("current_setting('plan_cache_mode')"))).fetchone()
         assert mode[0] == "force_generic_plan"
@@ -46,7 +48,7 @@ def test_one_statement_runs_on_a_prepared_generic_plan_in_autocommit(settings):
 
 def test_bind_conversions_of_typed_parameters_apply(settings):
     """``UTCDateTime`` refuses naive datetimes on the fast path as everywhere else."""
-    with store.begin(settings, one_statement=True) as conn:
+    with store.atomic(settings) as (_, conn):
         with pytest.raises(ValueError, match="naive datetime"):
             conn.execute(select(bindparam("p_x", type_=UTCDateTime())),
                          {"p_x": datetime(2026, 1, 1, 12)})
@@ -57,7 +59,7 @@ def test_a_statement_is_committed_at_once_and_rows_read_by_name(settings):
     statement = (update(Job.__table__).where(Job.__table__.c.description == bindparam("p_d"))
                  .values(description="faster").returning(Job.__table__.c.id,
                                                          Job.__table__.c.description))
-    with store.begin(settings, one_statement=True) as conn:
+    with store.atomic(settings) as (_, conn):
         rows = conn.execute(statement, {"p_d": "fast"}).fetchall()
     assert [row.description for row in rows] == ["faster"]
     with store.read_session(settings) as session:   # another connection sees it: committed
@@ -110,7 +112,7 @@ def test_plans_made_on_empty_tables_still_find_rows_by_key_once_they_are_full(tm
     """The hot statements are prepared (generic plans) while ``tasks`` holds one row; after
     a 3,000-task job is stored they must still find their rows by primary key, never by
     reading the table whole."""
-    from batchjobs.coordinator import claim, record_success_at_once, start_job
+    from batchjobs.coordinator import claim, record, start_job
     from batchjobs.models import Task
 
     settings = Settings(database_url=reset_postgres("batchjobs_plans"),
@@ -127,9 +129,9 @@ def test_plans_made_on_empty_tables_still_find_rows_by_key_once_they_are_full(tm
 
     def run_all(job_id: int, ids: list[int]) -> None:
         for task_id in ids:
-            with store.begin(settings, one_statement=True) as conn:
-                claimed = claim(conn, task_id, job_id, "S")
-                record_success_at_once(conn, task_id, claimed.attempt, ())
+            claimed = claim(task_id, job_id, "S", settings=settings)
+            assert claimed is not None
+            record(task_id, claimed.attempt, Outcome.ENDED, children=(), settings=settings)
 
     small = JobSpec("small", run_at=clock.now() + timedelta(days=1))
     small.add_task("only", "batchjobs.examples.noop")

@@ -12,7 +12,8 @@ from sqlalchemy import select
 
 from batchjobs import JobSpec, clock, store
 from batchjobs.api import history, status, submit
-from batchjobs.coordinator import claim, due_jobs, record_outcome, start_job
+from batchjobs.coordinator import claim, record, start_job
+from batchjobs.coordinator.sweeps import due_jobs
 from batchjobs.models import Task
 from batchjobs.settings import Settings
 from batchjobs.status import Outcome
@@ -53,12 +54,11 @@ def run_due(settings: Settings, outcome: Outcome = Outcome.ENDED) -> list[int]:
         due = due_jobs(session)
     for job_id in due:
         with store.transaction(settings) as session:
-            dispatches = start_job(session, job_id)
+            dispatches = start_job(session, job_id, settings.queue_depth)
         for d in dispatches:
-            with store.transaction(settings) as session:
-                claimed = claim(session, d.task_id, d.job_id, "S")
-            with store.transaction(settings) as session:
-                record_outcome(session, d.task_id, claimed.attempt, outcome, None)
+            claimed = claim(d.task_id, d.job_id, "S", settings=settings)
+            assert claimed is not None
+            record(d.task_id, claimed.attempt, outcome, settings=settings)
         started.append(job_id)
     return started
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from sqlalchemy import create_engine, inspect
 
 from batchjobs import store
+from batchjobs.store.schema import alembic_config
 from batchjobs.models import Base
 from batchjobs.settings import Settings
 
@@ -35,7 +36,7 @@ def test_first_use_of_an_empty_database_applies_the_schema_and_the_default_group
 def test_upgrade_twice_changes_nothing(tmp_path):
     settings = sqlite_settings(tmp_path)
     engine = store.get_engine(settings)
-    assert store.upgrade(engine, settings) == store.SCHEMA_REVISION
+    assert store.upgrade(engine) == store.SCHEMA_REVISION
     assert store.current_revision(engine) == store.SCHEMA_REVISION
 
 
@@ -54,8 +55,8 @@ def test_a_database_at_0001_with_jobs_upgrades_and_each_job_gets_its_first_run(t
     from sqlalchemy import text
 
     settings = sqlite_settings(tmp_path)
-    engine = store._create_engine(settings)
-    cfg = store.alembic_config(engine)
+    engine = store.create_engine(settings)
+    cfg = alembic_config(engine)
     with engine.connect() as conn:
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "0001")
@@ -64,7 +65,7 @@ def test_a_database_at_0001_with_jobs_upgrades_and_each_job_gets_its_first_run(t
             "task_count, remaining, failed) VALUES (7, 'old', 'ended', 'error', 'ann', "
             "'2026-11-01 10:00:00', 1, 0, 0)"))
         conn.commit()
-    assert store.upgrade(engine, settings) == store.SCHEMA_REVISION
+    assert store.upgrade(engine) == store.SCHEMA_REVISION
     with engine.connect() as conn:
         assert conn.execute(text("SELECT job_id, number, status FROM job_runs")).all() == [
             (7, 1, "ended")]

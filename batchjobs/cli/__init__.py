@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from . import coordinator, db, demo, groups, jobs, servers, users
+from . import db, demo, groups, housekeeper, jobs, servers, users
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -22,8 +22,10 @@ def cli() -> None:
 
 
 for command in (*jobs.COMMANDS, servers.worker, servers.server, db.db, groups.group, users.user,
-                coordinator.coordinator, demo.demo):
+                housekeeper.housekeeper, demo.demo):
     cli.add_command(command)
+# The housekeeper's former name, kept for the units and scripts that use it.
+cli.add_command(housekeeper.housekeeper, name="coordinator")
 
 
 def main() -> None:

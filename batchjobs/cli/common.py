@@ -12,16 +12,7 @@ import click
 
 from sqlalchemy.exc import OperationalError
 
-from ..errors import (
-    BatchJobsError,
-    ConfigError,
-    DefinitionError,
-    GroupNotFound,
-    InUse,
-    InvalidState,
-    JobNotFound,
-    ServerNotFound,
-)
+from ..errors import BatchJobsError
 from ..settings import get_settings
 
 #: Exit codes of every command.
@@ -46,17 +37,13 @@ def reports_errors(fn: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except (DefinitionError, JobNotFound, ServerNotFound, GroupNotFound, InUse,
-                InvalidState, ConfigError) as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(EXIT_INVALID)
         except OperationalError as exc:
             reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
             click.echo(f"error: database {get_settings().safe_database_url()} refused: {reason}",
                        err=True)
             sys.exit(EXIT_FAILED)
-        except BatchJobsError as exc:
+        except BatchJobsError as exc:   # each kind of error says its exit code
             click.echo(f"error: {exc}", err=True)
-            sys.exit(EXIT_FAILED)
+            sys.exit(exc.exit_code)
 
     return wrapper  # type: ignore[return-value]

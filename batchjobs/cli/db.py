@@ -19,9 +19,9 @@ def db() -> None:
 def upgrade() -> None:
     """Bring the database schema to the newest revision (safe to run twice)."""
     settings = get_settings()
-    engine = store._create_engine(settings)
+    engine = store.create_engine(settings)
     try:
-        head = store.upgrade(engine, settings)
+        head = store.upgrade(engine)
     finally:
         engine.dispose()
     click.echo(f"database {settings.safe_database_url()} at revision {head}")

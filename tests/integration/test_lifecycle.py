@@ -173,20 +173,22 @@ def test_racing_schedulers_start_a_due_job_once(servers, backend):
 
     from batchjobs.app import app
     from batchjobs.groups import add_group
-    from batchjobs.worker import Housekeeper
+    from batchjobs.coordinator import sweeps
+    from batchjobs.housekeeper import Broker
+    from batchjobs.settings import get_settings
 
     group = f"race-{uuid.uuid4().hex[:6]}"            # no server serves it: nothing runs
     add_group(group)
     job = JobSpec("due once", run_at=clock.now() + timedelta(seconds=1))
     job.add_task("T", "batchjobs.examples.noop", group=group)
     job_id = batchjobs.submit(job)
-    keepers = [Housekeeper(None, app, None) for _ in range(4)]
+    keepers = [Broker(app) for _ in range(4)]
     barrier = threading.Barrier(len(keepers))
     wait_for(lambda: clock.now() >= job.run_at, timeout=5, message="due")
 
-    def start(keeper: Housekeeper) -> None:
+    def start(keeper: Broker) -> None:
         barrier.wait()
-        keeper.start_due_jobs()
+        sweeps.start_due_jobs(get_settings(), keeper)
 
     threads = [threading.Thread(target=start, args=(k,)) for k in keepers]
     for t in threads:

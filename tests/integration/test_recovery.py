@@ -11,7 +11,8 @@ import pytest
 
 import batchjobs
 from batchjobs import JobSpec, clock, store
-from batchjobs.coordinator import claim, record_success_at_once, start_job
+from batchjobs.coordinator import claim, start_job
+from batchjobs.settings import get_settings
 from batchjobs.launch import ServerProcess, wait_until_ready
 from batchjobs.servers import show_server
 from tests.helpers import by_name, statuses, wait_for
@@ -65,12 +66,14 @@ def test_job_whose_last_success_was_recorded_by_a_dying_process_is_ended_by_a_ho
     job.add_task("only", "batchjobs.examples.noop")
     job_id = batchjobs.submit(job)
     with store.transaction() as session:
-        (ready,) = start_job(session, job_id)
-    with store.begin(one_statement=True) as conn:
-        claimed = claim(conn, ready.task_id, job_id, "Ghost")
+        (ready,) = start_job(session, job_id, 10)
+    claimed = claim(ready.task_id, job_id, "Ghost", settings=get_settings())
     assert claimed is not None and claimed.readied_by_success == ()
-    with store.begin(one_statement=True) as conn:
-        assert record_success_at_once(conn, claimed.task_id, claimed.attempt, ()) == ([], job_id)
+    with store.atomic() as (steps, conn):     # the one-step success, as a server records it
+        rows = steps.success_at_once(conn, {"p_task": claimed.task_id,
+                                            "p_number": claimed.attempt,
+                                            "p_now": clock.now(), "p_children": []})
+    assert rows is not None and [(r.job_id, r.remaining) for r in rows] == [(job_id, 0)]
     # ... and the process dies here, before end_settled_job.
     assert batchjobs.status(job_id)["status"] == "executing"
     assert batchjobs.wait(job_id, timeout=30) is batchjobs.JobStatus.ENDED

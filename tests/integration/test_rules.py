@@ -8,7 +8,7 @@ import pytest
 
 import batchjobs
 from batchjobs import JobSpec, queues
-from batchjobs.coordinator import Dispatch
+from batchjobs.queues import Dispatch
 from tests.helpers import by_name, statuses
 
 pytestmark = pytest.mark.integration

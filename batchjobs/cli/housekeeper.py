@@ -1,4 +1,4 @@
-"""``batchjobs coordinator``: the timers, without running any task."""
+"""``batchjobs housekeeper`` (alias ``coordinator``): the timers, without running any task."""
 
 from __future__ import annotations
 
@@ -13,19 +13,22 @@ from .common import reports_errors
 
 @click.command()
 @reports_errors
-def coordinator() -> None:
+def housekeeper() -> None:
     """Run the timers here: jobs whose start time (or next recurrence) has come, alert
     deliveries and their retries, tasks of dead servers, lost messages.
 
     Every batch server already runs them, so this is only needed where jobs must start
     or alerts go out while no server runs. Safe to run on several hosts at once.
+    (``batchjobs coordinator`` is the same command, by its former name.)
     """
     from .. import store
     from ..app import app
-    from ..worker import Housekeeper
+    from ..housekeeper import Housekeeper
+    from ..settings import get_settings
 
-    store.get_engine()
-    keeper = Housekeeper(None, app, None)
+    settings = get_settings()
+    store.get_engine(settings)
+    keeper = Housekeeper(None, app, None, settings=settings)
     stop = threading.Event()
 
     def on_signal(*_: Any) -> None:
@@ -34,7 +37,7 @@ def coordinator() -> None:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     keeper.start()
-    click.echo("batchjobs coordinator running (Ctrl-C stops it)", err=True)
+    click.echo("batchjobs housekeeper running (Ctrl-C stops it)", err=True)
     stop.wait()
     keeper.stopping.set()
     keeper.join(timeout=5)

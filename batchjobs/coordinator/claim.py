@@ -1,0 +1,62 @@
+"""Claiming a ready task: the one guarded step that makes a task ``executing``.
+
+The claim and the attempt row it starts are atomic, so a duplicated or redelivered
+message finds nothing to claim and runs nothing twice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .. import clock, store
+from ..graph import holds
+from ..settings import Settings
+from ..status import TaskStatus
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A task this server now executes, with what the process needs."""
+
+    task_id: int
+    job_id: int
+    name: str
+    process: str
+    kwargs: dict[str, Any]
+    company: str | None
+    user: str
+    attempt: int
+    #: The dependents a success of this task decides without a cascade (every one
+    #: expects ``ended`` or ``finished``); None when a success needs the full
+    #: propagation. See :func:`batchjobs.coordinator.outcome.record`.
+    readied_by_success: tuple[int, ...] | None = None
+
+
+def claim(task_id: int, job_id: int, server: str, message_id: str | None = None, *,
+          settings: Settings) -> Claim | None:
+    """Atomically take a ready task for ``server``; None if it is not ready any more.
+
+    ``message_id`` (Celery's) is kept on the attempt so ``cancel`` can revoke it."""
+    params = {"p_job": job_id, "p_task": task_id, "p_server": server, "p_now": clock.now(),
+              "p_message": message_id}
+    with store.atomic(settings) as (steps, conn):
+        row = steps.claim(conn, params)
+    if row is None:
+        return None
+    name, process, kwargs, company, user, attempt, _base, dependents = row
+    return Claim(task_id, job_id, name, process, dict(kwargs or {}), company, user, attempt,
+                 readied_by_success(dependents))
+
+
+def readied_by_success(dependents: list[Any] | None) -> tuple[int, ...] | None:
+    """The ids of the dependents if a success of their parent decides them all without a
+    cascade: each expects ``ended`` or ``finished``, so the condition holds, and a held
+    condition only ever makes a waiting task ready (or leaves it waiting). None otherwise
+    (a dependent expects ``error``: it becomes not_run, and so may its own dependents)."""
+    children = tuple(child for child, _ in dependents or ())
+    if len(set(children)) != len(children):
+        return None
+    if all(holds(expected, TaskStatus.ENDED) for _, expected in dependents or ()):
+        return children
+    return None

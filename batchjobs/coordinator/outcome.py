@@ -1,0 +1,115 @@
+"""Recording how an attempt ended: the one entry point, :func:`record`.
+
+A success whose dependents all expect ``ended``/``finished`` is one step where the
+database has one (:meth:`Steps.success_at_once`: PostgreSQL, one autocommit
+statement); everything else is one transaction: the attempt, a retry or the task's
+end, its dependents and the job's counters. Recording the same attempt twice changes
+nothing and dispatches nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import datetime
+
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
+
+from .. import clock, store
+from ..queues import Dispatch
+from ..settings import Settings
+from ..status import Outcome, TaskStatus
+from ..store import statements as sql
+from ..store import steps
+from .feed import queued
+from .settlement import end_job, end_settled_job, propagate
+
+log = logging.getLogger(__name__)
+
+#: First pause before recording again while the database is unreachable (doubling,
+#: at most :data:`MAX_PAUSE`), for up to ``BATCHJOBS_SERVER_TIMEOUT`` in all.
+FIRST_PAUSE = 0.1
+MAX_PAUSE = 2.0
+
+
+def record(task_id: int, attempt: int, outcome: Outcome, error: str | None = None, *,
+           children: tuple[int, ...] | None = None, settings: Settings) -> list[Dispatch]:
+    """Record the outcome of attempt ``attempt`` of a task; return the dependents (or the
+    retry) that became ready, to be published by the caller after this returns.
+
+    ``children``: the dependents a success decides without a cascade
+    (:attr:`Claim.readied_by_success`), which allows the one-step form. A database that
+    is unreachable is retried with backoff for up to ``settings.server_timeout``
+    seconds; after that the error is raised and the attempt is left to recovery."""
+    deadline = time.monotonic() + settings.server_timeout
+    pause = FIRST_PAUSE
+    while True:
+        try:
+            return _record(task_id, attempt, outcome, error, children, settings)
+        except OperationalError:
+            if time.monotonic() + pause > deadline:
+                raise
+            log.warning("recording task %s attempt %s failed (database unreachable); "
+                        "retrying in %.1fs", task_id, attempt, pause)
+            time.sleep(pause)
+            pause = min(pause * 2, MAX_PAUSE)
+
+
+def _record(task_id: int, attempt: int, outcome: Outcome, error: str | None,
+            children: tuple[int, ...] | None, settings: Settings) -> list[Dispatch]:
+    now = clock.now()
+    if outcome is Outcome.ENDED and children is not None:
+        with store.atomic(settings) as (kind, conn):
+            rows = kind.success_at_once(conn, {"p_task": task_id, "p_number": attempt,
+                                               "p_now": now, "p_children": list(children)})
+        if rows is not None:
+            return _after_success_at_once(rows, settings)
+    with store.transaction(settings) as session:
+        return record_in(session, task_id, attempt, outcome, error, now, settings)
+
+
+def _after_success_at_once(rows: list[object], settings: Settings) -> list[Dispatch]:
+    """The dependents made ready by a one-step success; the job ended in a transaction of
+    its own when this was its last task (should this process die first, a housekeeper's
+    sweep ends it: :func:`batchjobs.coordinator.sweeps.end_settled_jobs`)."""
+    if not rows:
+        return []     # recorded already
+    first = rows[0]
+    dispatches = [Dispatch(r.id, r.child_job_id, r.child_name, r.process, r.group_name)
+                  for r in rows if r.child_status == TaskStatus.READY and not r.client]
+    if first.remaining <= 0:
+        with store.transaction(settings) as session:
+            end_settled_job(session, first.job_id, settings)
+    return dispatches
+
+
+def record_in(session: Session, task_id: int, attempt: int, outcome: Outcome,
+              error: str | None, now: datetime, settings: Settings) -> list[Dispatch]:
+    """:func:`record`'s transaction: a failed attempt with retries left makes the task
+    ready again; otherwise the task ends and decides its dependents."""
+    conn = session.connection()
+    params = {"p_task": task_id, "p_number": attempt, "p_now": now}
+    if outcome is Outcome.ENDED:
+        done = steps.of(session).success(conn, params)
+        if done is None:
+            return []
+        job_id, name, dependents, remaining, failed = done
+        if remaining <= 0:
+            end_job(session, job_id, failed, now, settings)
+            return []
+        return propagate(session, job_id, name, TaskStatus.ENDED, dependents, 0, now,
+                         settings, settled=True)
+    if conn.execute(sql.RECORD_ATTEMPT, {**params, "p_outcome": outcome.value,
+                                         "p_error": error}).first() is None:
+        return []
+    retry = conn.execute(sql.RETRY, params).first()
+    if retry is not None:
+        return queued([retry])
+    row = conn.execute(sql.FINISH, {"p_task": task_id,
+                                    "p_status": TaskStatus.ERROR.value}).first()
+    if row is None:
+        return []
+    job_id, name, ignore_failure, dependents = row
+    return propagate(session, job_id, name, TaskStatus.ERROR, dependents,
+                     0 if ignore_failure else 1, now, settings)

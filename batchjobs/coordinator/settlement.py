@@ -1,0 +1,110 @@
+"""What a finished task decides: its dependents (cascading ``not_run``) and, through
+the job's counters, the job's end.
+
+The dependents come from the finished task's own row and each is decided from its
+own counters, so the work per completion is one row per dependent, whatever the
+size of the job; the job is settled by a counter on its row, never a scan.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session, aliased
+
+from .. import clock, runs
+from ..graph import holds, job_outcome, unmet_reason
+from ..models import Condition, Job, Task
+from ..queues import Dispatch
+from ..settings import Settings
+from ..status import ConditionType, JobStatus, TaskStatus
+from ..store import statements as sql
+
+
+def propagate(session: Session, job_id: int, name: str, status: TaskStatus,
+              dependents: list[Any], failed: int, now: datetime, settings: Settings, *,
+              settled: bool = False) -> list[Dispatch]:
+    """Decide the dependents of a finished task, cascading ``not_run``; settle the job.
+
+    One statement per dependent (:data:`statements.DECIDE`). ``settled``: the task
+    itself is counted on the job already."""
+    conn = session.connection()
+    dispatches: list[Dispatch] = []
+    finished = 0 if settled else 1
+    pending: deque[tuple[str, TaskStatus, list[Any]]] = deque([(name, status, dependents)])
+    while pending:
+        parent_name, parent_status, children = pending.popleft()
+        for child_id, expected in children or ():
+            held = holds(expected, parent_status)
+            child = conn.execute(sql.DECIDE, {
+                "p_task": child_id, "p_held": int(held), "p_unheld": int(not held),
+                "p_reason": unmet_reason(parent_name, parent_status, expected), "p_now": now,
+            }).first()
+            if child is None:
+                continue
+            if child.status == TaskStatus.READY:
+                if not child.client:
+                    dispatches.append(Dispatch(child.id, child.job_id, child.name,
+                                               child.process, child.group_name))
+            elif child.status == TaskStatus.NOT_RUN:
+                finished += 1
+                if child.condition_type == ConditionType.ANY:
+                    _explain_any(session, child_id)
+                pending.append((child.name, TaskStatus.NOT_RUN, child.dependents))
+    if finished or failed:
+        settle_job(session, job_id, finished, failed, now, settings)
+    return dispatches
+
+
+def _explain_any(session: Session, task_id: int) -> None:
+    """An ``any`` task became not_run: its reason names every condition (its own rows)."""
+    parent = aliased(Task)
+    rows = session.execute(
+        select(parent.name, parent.status, Condition.expected)
+        .join(Condition, Condition.parent_id == parent.id).where(Condition.task_id == task_id)
+        .order_by(Condition.id)
+    ).all()
+    parts = [f"{n!r} is {s}, needs {e}" for n, s, e in rows]
+    session.connection().execute(update(sql.task).where(sql.task.c.id == task_id).values(
+        reason="no condition can hold any more: " + "; ".join(parts)))
+
+
+def settle_job(session: Session, job_id: int, finished: int, failed: int, now: datetime,
+               settings: Settings) -> None:
+    """Count finished tasks on the job row; the last one decides the job's status."""
+    remaining, total_failed = session.connection().execute(sql.SETTLE, {
+        "p_job": job_id, "p_finished": finished, "p_failed": failed}).one()
+    if remaining <= 0:
+        end_job(session, job_id, total_failed, now, settings)
+
+
+def end_job(session: Session, job_id: int, failed: int, now: datetime,
+            settings: Settings) -> None:
+    """The job's last task has finished: the job (and its run) ends ended|error."""
+    status = job_outcome(failed)
+    if session.connection().execute(sql.END_JOB, {"p_job": job_id, "p_status": status.value,
+                                                  "p_now": now}).first() is not None:
+        runs.end_run(session, job_id, status, now, settings)
+
+
+def end_settled_job(session: Session, job_id: int, settings: Settings) -> bool:
+    """End a job whose tasks have all finished; False if it was ended already."""
+    row = session.connection().execute(
+        select(sql.job.c.failed).where(sql.job.c.id == job_id,
+                                       sql.job.c.status == JobStatus.EXECUTING.value,
+                                       sql.job.c.remaining <= 0).with_for_update()).first()
+    if row is None:
+        return False
+    end_job(session, job_id, row.failed, clock.now(), settings)
+    return True
+
+
+def settled_jobs(session: Session, limit: int = 100) -> list[int]:
+    """Executing jobs with no task left to finish: their end was not recorded (the
+    process that finished their last task died first)."""
+    return list(session.execute(
+        select(Job.id).where(Job.status == JobStatus.EXECUTING, Job.remaining <= 0)
+        .limit(limit)).scalars())

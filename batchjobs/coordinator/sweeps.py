@@ -1,0 +1,156 @@
+"""The housekeepers' duties: start what is due, feed drained queues, and recover what a
+crash left behind (attempts of dead servers, lost messages, jobs whose end was not
+recorded).
+
+Each duty is a function of the settings and the broker (:class:`Broker`), built from a
+read that takes no lock and a guarded update, so any number of housekeepers may run
+them at once and never do the same thing twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from .. import clock, queues, store
+from ..models import Attempt, BatchGroup, BatchServer, Job
+from ..settings import Settings
+from ..status import JobStatus, Outcome
+from ..store import statements as sql
+from ..store import steps
+from .feed import queue_ready, queued, start_job, unqueued_groups
+from .outcome import record
+from .settlement import end_settled_job, settled_jobs
+
+log = logging.getLogger(__name__)
+
+
+class Broker(Protocol):
+    """What the duties need to know of the broker."""
+
+    def queue_length(self, queue: str) -> int: ...
+
+
+def start_due_jobs(settings: Settings, broker: Broker) -> None:
+    """Start waiting jobs whose start time (or next occurrence) has come."""
+    with store.read_session(settings) as session:
+        due = due_jobs(session)
+    for job_id in due:
+        with store.transaction(settings) as session:
+            dispatches = start_job(session, job_id, settings.queue_depth)
+        queues.publish(dispatches, settings=settings)
+
+
+def due_jobs(session: Session, limit: int = 100) -> list[int]:
+    """Ids of waiting jobs whose start time has come."""
+    return list(session.execute(
+        select(Job.id).where(Job.status == JobStatus.WAITING, Job.run_at <= clock.now())
+        .order_by(Job.run_at).limit(limit)
+    ).scalars())
+
+
+def feed_queues(settings: Settings, broker: Broker) -> None:
+    """Publish ready tasks left unqueued once their group's queue has drained to half its
+    depth, oldest first: servers never run dry, and the broker never holds a whole
+    large job."""
+    depth = settings.queue_depth
+    with store.read_session(settings) as session:
+        groups = unqueued_groups(session)
+    for group in groups:
+        room = depth - broker.queue_length(queues.queue_name(group))
+        if room < depth / 2:
+            continue
+        with store.transaction(settings) as session:
+            dispatches = queue_ready(session, group, room)
+        queues.publish(dispatches, settings=settings)
+
+
+def fail_lost_attempts(settings: Settings, broker: Broker) -> None:
+    """Attempts on a server that stopped beating end ``error`` (retried if retries are
+    left), so a crash never leaves a task executing forever."""
+    timeout = settings.server_timeout
+    with store.read_session(settings) as session:
+        lost = lost_attempts(session, dead_before=clock.now() - timedelta(seconds=timeout))
+    fail_attempts(lost, f"stopped (no heartbeat for {timeout:g}s)", settings)
+
+
+def fail_own_attempts(server: str, settings: Settings) -> None:
+    """At a server's start, attempts still running under its name died with its previous
+    process."""
+    with store.read_session(settings) as session:
+        lost = lost_attempts(session, server=server)
+    fail_attempts(lost, "restarted while the task was executing", settings)
+
+
+def fail_attempts(lost: list[tuple[int, int, str]], what: str, settings: Settings) -> None:
+    for task_id, number, server in lost:
+        dispatches = record(task_id, number, Outcome.ERROR, f"batch server {server} {what}",
+                            settings=settings)
+        log.warning("task %s attempt %s lost with server %s", task_id, number, server)
+        queues.publish(dispatches, settings=settings)
+
+
+def lost_attempts(session: Session, *, dead_before: datetime | None = None,
+                  server: str | None = None, limit: int = 100) -> list[tuple[int, int, str]]:
+    """Running attempts of servers whose last heartbeat is older than ``dead_before``, or of
+    ``server`` (which has just started, so runs none): ``(task_id, number, server)``."""
+    query = (select(Attempt.task_id, Attempt.number, Attempt.server)
+             .where(Attempt.outcome == Outcome.RUNNING).limit(limit))
+    if server is not None:
+        query = query.where(Attempt.server == server)
+    if dead_before is not None:
+        query = query.join(BatchServer, BatchServer.name == Attempt.server).where(
+            BatchServer.heartbeat_at < dead_before)
+    return [(task_id, number, name) for task_id, number, name in session.execute(query)]
+
+
+def end_settled_jobs(settings: Settings, broker: Broker) -> None:
+    """End jobs whose last task was recorded by a process that died before it could end
+    the job (see :func:`batchjobs.coordinator.outcome.record`)."""
+    with store.read_session(settings) as session:
+        settled = settled_jobs(session)
+    for job_id in settled:
+        with store.transaction(settings) as session:
+            if end_settled_job(session, job_id, settings):
+                log.warning("job %s had no task left to run; ended", job_id)
+
+
+def republish_lost(settings: Settings, broker: Broker) -> None:
+    """Republish queued ready tasks whose message is gone: their queue is empty, yet they
+    have waited longer than ``BATCHJOBS_REPUBLISH_AFTER``. The queues are looked at first
+    (one length each), so a big backlog is never scanned while it drains."""
+    after = timedelta(seconds=settings.republish_after)
+    with store.read_session(settings) as session:
+        groups = list(session.execute(select(BatchGroup.name)).scalars())
+    for group in groups:
+        if broker.queue_length(queues.queue_name(group)) > 0:
+            continue
+        with store.read_session(settings) as session:
+            if not has_stale_ready(session, after, group=group):
+                continue
+        with store.transaction(settings) as session:
+            lost = stale_ready(session, after, group=group)
+        if lost:
+            log.warning("republishing %d ready task(s) of group %s", len(lost), group)
+            queues.publish(lost, settings=settings)
+
+
+def has_stale_ready(session: Session, older_than: timedelta, *, group: str) -> bool:
+    """Whether :func:`stale_ready` would find anything (a read, no lock taken)."""
+    params = {"p_cutoff": clock.now() - older_than, "p_group": group}
+    return session.execute(sql.HAS_STALE, params).first() is not None
+
+
+def stale_ready(session: Session, older_than: timedelta, *, group: str,
+                limit: int = 1000) -> list[queues.Dispatch]:
+    """Queued ready tasks of ``group`` unclaimed for longer than ``older_than``; their
+    ``ready_at`` is renewed so that only one caller republishes each."""
+    now = clock.now()
+    statement = steps.of(session).choose_some(sql.REPUBLISH_STALE)
+    rows = session.connection().execute(statement, {
+        "p_cutoff": now - older_than, "p_group": group, "p_limit": limit, "p_now": now}).all()
+    return queued(rows)

@@ -1,0 +1,169 @@
+"""The housekeeper: the timers of batchjobs, a list of duties run every half second.
+
+Every batch server runs one in a child process of its main process
+(:class:`HousekeeperProcess`), and ``batchjobs housekeeper`` runs one in a thread
+where jobs must start while no server runs. The duties are those of
+:mod:`batchjobs.coordinator.sweeps` (due jobs, feeding queues, recovery), alert
+deliveries, and for a server its schedule controller and heartbeat. Each duty is a
+guarded update, so any number of housekeepers may run at once.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from . import alerts, store
+from .controller import Controller, State
+from .coordinator import sweeps
+from .servers import beat
+from .settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+Duty = Callable[[], Any]
+
+
+class Broker:
+    """The broker as the duties see it: queue lengths (:class:`sweeps.Broker`)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    def queue_length(self, queue: str) -> int:
+        with self.app.connection_for_read() as conn:
+            try:
+                return int(conn.default_channel.queue_declare(queue, passive=True).message_count)
+            except Exception:  # noqa: BLE001 - a queue never declared holds nothing
+                return 0
+
+
+class Housekeeper(threading.Thread):
+    """Runs its duties every ``settings.housekeeping_interval`` seconds; those that are
+    due once per heartbeat (``settings.heartbeat_interval``) with them when it is time."""
+
+    def __init__(self, server: str | None, app: Any, controller: Controller | None, *,
+                 settings: Settings, parent: int | None = None) -> None:
+        super().__init__(name=f"batchjobs-housekeeper-{server or 'standalone'}", daemon=True)
+        self.server = server
+        self.controller = controller
+        self.settings = settings
+        #: The batch server's main process, when this housekeeper runs in a child of it:
+        #: the housekeeper stops as soon as that process is gone (it must not beat the
+        #: heartbeat of a dead server).
+        self.parent = parent
+        self.stopping = threading.Event()
+        broker = Broker(app)
+        self.every_tick: list[Duty] = [functools.partial(duty, settings, broker) for duty in (
+            sweeps.start_due_jobs, sweeps.feed_queues)]
+        self.every_tick.append(functools.partial(alerts.deliver_due, settings))
+        if controller is not None:
+            self.every_tick.insert(0, controller.tick)
+        self.every_beat: list[Duty] = [functools.partial(duty, settings, broker) for duty in (
+            sweeps.fail_lost_attempts, sweeps.republish_lost, sweeps.end_settled_jobs)]
+        if server is not None:
+            self.every_beat.insert(0, functools.partial(beat, server, settings=settings))
+        self._last_beat = 0.0
+
+    def run(self) -> None:
+        while not self.stopping.wait(self.settings.housekeeping_interval):
+            if self.parent is not None and os.getppid() != self.parent:
+                log.warning("batch server %s is gone; its housekeeper stops", self.server)
+                break
+            self.tick()
+        if self.controller is not None:
+            try:
+                self.controller.close()
+            except Exception:  # noqa: BLE001 - shutting down
+                log.debug("controller connection already gone", exc_info=True)
+
+    def tick(self) -> None:
+        duties = list(self.every_tick)
+        now = time.monotonic()
+        if now - self._last_beat >= self.settings.heartbeat_interval:
+            self._last_beat = now
+            duties += self.every_beat
+        for duty in duties:
+            try:   # one failing duty (a sink, say) must not stop the heartbeat
+                duty()
+            except Exception:  # noqa: BLE001 - the next tick retries
+                name = getattr(getattr(duty, "func", duty), "__name__", repr(duty))
+                log.exception("housekeeping: %s failed", name)
+
+
+class HousekeeperProcess:
+    """A batch server's housekeeper, run in a child process of the worker's main process.
+
+    The main process is Celery's consumer: it fetches every message, hands it to a
+    pool process, acknowledges it and sends its events, one task after another. A
+    housekeeper thread there competes with it for the interpreter lock; publishing
+    a few hundred messages to refill a queue (``feed_queues``) stalled dispatch for
+    tens of milliseconds at a time. In a process of its own it competes for nothing
+    but a CPU.
+
+    The child is forked with billiard, so Celery's after-fork hooks drop the broker
+    connections it inherits; it opens its own database connections (engines are per
+    process). It stops when told to, or by itself when the main process is gone; if
+    it dies while the worker runs, it is started again after
+    ``settings.housekeeper_restart_delay`` (its controller then re-applies the record,
+    which changes nothing if nothing changed)."""
+
+    def __init__(self, name: str, hostname: str, applied: State | None, *,
+                 settings: Settings) -> None:
+        self.name = name
+        self.hostname = hostname
+        self.applied = applied
+        self.settings = settings
+        self.stopping = threading.Event()
+        self.process: Any = None
+
+    def start(self) -> None:
+        import billiard
+
+        self.process = billiard.get_context("fork").Process(
+            target=_run_housekeeper, args=(self.name, self.hostname, self.applied, os.getpid()),
+            name=f"batchjobs-housekeeper-{self.name}", daemon=True)
+        self.process.start()
+        threading.Thread(target=self._watch, args=(self.process,), daemon=True,
+                         name=f"batchjobs-housekeeper-watch-{self.name}").start()
+
+    def _watch(self, process: Any) -> None:
+        process.join()
+        if self.stopping.is_set():
+            return
+        log.error("housekeeper of %s exited (code %s); starting it again", self.name,
+                  process.exitcode)
+        # Not in a tight loop should it die at once every time (a broken database URL).
+        if not self.stopping.wait(self.settings.housekeeper_restart_delay):
+            self.applied = None
+            self.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self.stopping.set()
+        if self.process is not None and self.process.is_alive():
+            self.process.terminate()
+            self.process.join(timeout)
+
+
+def _run_housekeeper(name: str, hostname: str, applied: State | None, parent: int) -> None:
+    """The housekeeper process: its timers in its main thread until SIGTERM, or until
+    the worker's main process is gone."""
+    from .app import app
+
+    store.reset_engines()
+    settings = get_settings()
+    keeper = Housekeeper(name, app, Controller(name, hostname, app, applied, settings=settings),
+                         settings=settings, parent=parent)
+    # Celery's handlers came with the fork (SIGHUP restarts a worker, ...): not ours.
+    for sig in (signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2):
+        signal.signal(sig, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)    # Ctrl-C is the worker's to handle
+    signal.signal(signal.SIGTERM, lambda *_: keeper.stopping.set())
+    log.info("housekeeper of %s running in process %d", name, os.getpid())
+    keeper.run()

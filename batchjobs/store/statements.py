@@ -1,0 +1,156 @@
+"""The hot path's SQL, built once at import with bind parameters.
+
+Building and ORM-processing these statements per call cost more than the database
+round trips themselves, so the coordinator runs Core statements prebuilt here. They
+read the same on every database; the few whose best form differs (the claim with its
+attempt row, the one-statement success, choosing N rows) take that form in
+:mod:`batchjobs.store.steps`, from the pieces defined here.
+
+Every state change is guarded by the status it leaves (``… WHERE status = …``), so
+a duplicated message or a second report of the same outcome changes nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Integer, and_, bindparam, case, insert, not_, or_, select, update
+
+from ..models import UNQUEUED, Attempt, Job, Task, UTCDateTime
+from ..status import ConditionType, JobStatus, Outcome, TaskStatus
+
+task = Task.__table__
+attempt = Attempt.__table__
+job = Job.__table__
+
+#: A dispatch's columns, then ``client``: a ready client task is not queued (it waits
+#: for ``batchjobs run-client``).
+DISPATCH_COLUMNS = (task.c.id, task.c.job_id, task.c.name, task.c.process, task.c.group_name,
+                    task.c.client)
+#: What a claim returns of the task row: all a process needs to run.
+CLAIMED_COLUMNS = (task.c.name, task.c.process, task.c.kwargs, task.c.company, task.c.run_as,
+                   task.c.attempts, task.c.attempt_base, task.c.dependents)
+NOW = bindparam("p_now", type_=UTCDateTime())
+LIMIT = bindparam("p_limit", type_=Integer())
+
+
+def guard(column: Any, value: Any) -> Any:
+    """A condition on a row found by its primary key (a status or job it must still
+    have), written so that no index matches it.
+
+    PostgreSQL must never prefer an index on ``(job_id, status)`` or ``(status, …)`` to
+    the primary key: with statistics taken before a large job changed its tasks' status,
+    it did, and one claim scanned every ready task of a 20,000-task job (10 ms a task).
+    ``IS NOT DISTINCT FROM`` is the same test on these non-null columns, and no index
+    serves it."""
+    return column.is_not_distinct_from(value)
+
+
+@dataclass(frozen=True, eq=False)
+class ChooseSome:
+    """An update of up to ``p_limit`` tasks matching ``where`` (taken in ``order``) that
+    returns them as dispatches; rows another caller holds are skipped, not waited for.
+
+    Defined once here; each database's steps write it in their own form
+    (:meth:`batchjobs.store.steps.Steps.choose_some`) and keep that form."""
+
+    where: tuple[Any, ...]
+    order: tuple[Any, ...]
+    values: dict[str, Any] = field(default_factory=dict)
+
+    def chosen(self) -> Any:
+        """The rows to update: ``SELECT id … LIMIT n FOR UPDATE SKIP LOCKED``."""
+        return (select(task.c.id).where(*self.where).order_by(*self.order).limit(LIMIT)
+                .with_for_update(skip_locked=True).correlate(None))
+
+
+START_JOB = (update(job).where(job.c.id == bindparam("p_job"),
+                               job.c.status == JobStatus.WAITING.value)
+             .values(status=JobStatus.EXECUTING.value, started_at=NOW).returning(job.c.id))
+START_ROOTS = (update(task).where(task.c.job_id == bindparam("p_job"),
+                                  task.c.status == TaskStatus.WAITING.value,
+                                  task.c.n_conditions == 0)
+               .values(status=TaskStatus.READY.value, ready_at=NOW, queued=False))
+#: Unqueued ready tasks of a starting job, marked queued to be published.
+QUEUE_OF_JOB = ChooseSome((UNQUEUED, task.c.job_id == bindparam("p_job")), (task.c.id,),
+                          {"queued": True})
+#: Unqueued ready tasks of a group, oldest first: a housekeeper's feed.
+QUEUE_OF_GROUP = ChooseSome((UNQUEUED, task.c.group_name == bindparam("p_group")),
+                            (task.c.ready_at, task.c.id), {"queued": True})
+
+CLAIM = (update(task).where(task.c.id == bindparam("p_task"),
+                            guard(task.c.job_id, bindparam("p_job")),
+                            guard(task.c.status, TaskStatus.READY.value))
+         .values(status=TaskStatus.EXECUTING.value, attempts=task.c.attempts + 1)
+         .returning(*CLAIMED_COLUMNS))
+#: The run an attempt belongs to: the job's current one.
+CURRENT_RUN = select(job.c.run_number).where(job.c.id == bindparam("p_job")).scalar_subquery()
+INSERT_ATTEMPT = insert(attempt).values(
+    run=CURRENT_RUN, task_id=bindparam("p_task"), number=bindparam("p_number"),
+    server=bindparam("p_server"), company=bindparam("p_company"), user=bindparam("p_user"),
+    started_at=NOW, outcome=Outcome.RUNNING.value, message_id=bindparam("p_message"))
+
+RECORD_ATTEMPT = (update(attempt).where(attempt.c.task_id == bindparam("p_task"),
+                                        attempt.c.number == bindparam("p_number"),
+                                        attempt.c.outcome == Outcome.RUNNING.value)
+                  .values(outcome=bindparam("p_outcome"), ended_at=NOW,
+                          error=bindparam("p_error"))
+                  .returning(attempt.c.id))
+RETRY = (update(task).where(task.c.id == bindparam("p_task"),
+                            guard(task.c.status, TaskStatus.EXECUTING.value),
+                            task.c.attempts - task.c.attempt_base <= task.c.retries)
+         .values(status=TaskStatus.READY.value, ready_at=NOW, queued=True)
+         .returning(*DISPATCH_COLUMNS))
+FINISH = (update(task).where(task.c.id == bindparam("p_task"),
+                             guard(task.c.status, TaskStatus.EXECUTING.value))
+          .values(status=bindparam("p_status"))
+          .returning(task.c.job_id, task.c.name, task.c.ignore_failure, task.c.dependents))
+SETTLE = (update(job).where(job.c.id == bindparam("p_job"))
+          .values(remaining=job.c.remaining - bindparam("p_finished"),
+                  failed=job.c.failed + bindparam("p_failed"))
+          .returning(job.c.remaining, job.c.failed))
+END_JOB = (update(job).where(job.c.id == bindparam("p_job"),
+                             job.c.status == JobStatus.EXECUTING.value)
+           .values(status=bindparam("p_status"), ended_at=NOW).returning(job.c.id))
+
+
+def _decide_statement() -> Any:
+    """One more condition outcome applied to a waiting task, deciding it in the same row.
+
+    The rules of :func:`graph.decide`, written over the *new* counters (SET
+    expressions read the old row): ``all`` is ready when every condition holds
+    and not_run as soon as one cannot; ``any`` is ready as soon as one holds and
+    not_run when none can. A task that is no longer waiting is left alone.
+    """
+    met = task.c.met + bindparam("p_held", type_=Integer())
+    unmet = task.c.unmet + bindparam("p_unheld", type_=Integer())
+    is_all = task.c.condition_type == ConditionType.ALL.value
+    ready = or_(and_(is_all, met == task.c.n_conditions), and_(not_(is_all), met > 0))
+    never = or_(and_(is_all, unmet > 0), and_(not_(is_all), unmet == task.c.n_conditions))
+    return (update(task).where(task.c.id == bindparam("p_task"),
+                               guard(task.c.status, TaskStatus.WAITING.value))
+            .values(met=met, unmet=unmet,
+                    status=case((ready, TaskStatus.READY.value),
+                                (never, TaskStatus.NOT_RUN.value), else_=task.c.status),
+                    ready_at=case((ready, NOW), else_=task.c.ready_at),
+                    queued=case((ready, True), else_=task.c.queued),
+                    reason=case((never, bindparam("p_reason")), else_=task.c.reason))
+            .returning(task.c.status, task.c.condition_type, task.c.dependents,
+                       *DISPATCH_COLUMNS))
+
+
+DECIDE = _decide_statement()
+
+
+def _stale() -> tuple[Any, ...]:
+    """Queued ready tasks of ``p_group`` unclaimed since before ``p_cutoff``."""
+    return (task.c.status == TaskStatus.READY.value,
+            task.c.ready_at < bindparam("p_cutoff", type_=UTCDateTime()),
+            task.c.group_name == bindparam("p_group"),
+            task.c.client.is_(False), task.c.queued.is_(True))
+
+
+HAS_STALE = select(task.c.id).where(*_stale()).limit(1)
+#: Stale ready tasks, their ``ready_at`` renewed so that only one caller republishes each.
+REPUBLISH_STALE = ChooseSome(_stale(), (task.c.ready_at, task.c.id), {"ready_at": NOW})

@@ -119,14 +119,15 @@ def deliver_due(settings: Settings | None = None, *, limit: int = 20) -> int:
             update(_delivery).where(
                 _delivery.c.id.in_(select(_delivery.c.id).where(*due).limit(limit)
                                    .scalar_subquery()), *due)
-            .values(tries=_delivery.c.tries + 1, next_try_at=now + timedelta(seconds=settings.alert_lease))
+            .values(tries=_delivery.c.tries + 1, next_try_at=now + timedelta(
+                seconds=settings.alert_lease))
             .returning(_delivery.c.id, _delivery.c.alert_id, _delivery.c.sink,
                        _delivery.c.tries)).all()
         payloads: dict[int, dict[str, Any]] = {}
         if claimed:
-            payloads = {alert_id: payload for alert_id, payload in session.execute(
-                select(Alert.id, Alert.payload).where(
-                    Alert.id.in_([row.alert_id for row in claimed]))).all()}
+            rows: Any = session.execute(select(Alert.id, Alert.payload).where(
+                Alert.id.in_([row.alert_id for row in claimed]))).all()
+            payloads = {alert_id: payload for alert_id, payload in rows}
     sent = 0
     for row in claimed:
         payload = {"id": row.alert_id, **payloads[row.alert_id]}

@@ -53,14 +53,15 @@ class Channel(filesystem.Channel):
     def claimed_folder(self) -> str:
         return _ensure(self.transport_options.get("processed_folder", "processed"))
 
-    def _put(self, queue: str, payload: Any, **kwargs: Any) -> None:
+    # kombu's own base classes disagree on this signature; the filesystem channel's wins.
+    def _put(self, queue: str, payload: Any, **kwargs: Any) -> None:  # type: ignore[override]
         filename = f"{time.time_ns():020d}_{uuid.uuid4().hex}.{queue}.msg"
         tmp_path = os.path.join(self.tmp_folder, filename)
         with open(tmp_path, "wb") as f:
             f.write(str_to_bytes(dumps(payload)))
         os.rename(tmp_path, os.path.join(self.data_folder_out, filename))
 
-    def _get(self, queue: str) -> Any:
+    def _get(self, queue: str, timeout: Any = None) -> Any:
         suffix = f".{queue}.msg"
         for filename in sorted(os.listdir(self.data_folder_in)):
             if not filename.endswith(suffix) or filename.partition(".")[2] != suffix[1:]:

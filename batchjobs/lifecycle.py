@@ -24,7 +24,7 @@ from .errors import InvalidState, JobNotFound
 from .graph import Decision, decide, holds, unmet_reason
 from .models import Attempt, Condition, Job, Task
 from .settings import Settings, get_settings
-from .status import JOB_FINAL, JobStatus, Outcome, TaskStatus
+from .status import JOB_FINAL, JobStatus, Outcome, RunKind, TaskStatus
 
 log = logging.getLogger(__name__)
 

@@ -166,11 +166,12 @@ def record_applied(name: str, groups: Sequence[str], threads: int,
 
 def remove_server(name: str, *, settings: Settings | None = None) -> None:
     """Remove a server's record; refused while it is live."""
+    settings = settings or get_settings()
     with store.transaction(settings) as session:
         server = session.get(BatchServer, name)
         if server is None:
             raise ServerNotFound(name)
-        if _live(server, clock.now()):
+        if _live(server, clock.now(), settings):
             raise InUse("batch server", name, ["its running worker (stop it first)"])
         session.delete(server)
 
@@ -200,7 +201,8 @@ def _running(session: Session, name: str | None = None) -> dict[str, int]:
              .group_by(Attempt.server))
     if name is not None:
         query = query.where(Attempt.server == name)
-    return dict(session.execute(query).all())  # type: ignore[arg-type]
+    rows: Any = session.execute(query).all()
+    return dict(rows)
 
 
 def _live(server: BatchServer, now: datetime, settings: Settings) -> bool:

@@ -140,3 +140,17 @@ def servers(backend: Backend) -> Iterator[dict[str, ServerProcess]]:
         yield {p.name: p for p in procs}
     finally:
         stop_all(procs)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that reaches PostgreSQL ``postgres``, so that ``-m "not postgres and
+    not integration"`` runs the pure tests on a machine without services."""
+    for item in items:
+        if item.nodeid.startswith("tests/integration/"):
+            item.add_marker(pytest.mark.integration)
+        params = getattr(item, "callspec", None)
+        values = {str(v) for v in params.params.values()} if params is not None else set()
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if ({"redis-pg", "postgresql"} & values
+                or "postgres_url" in fixtures or item.get_closest_marker("integration")):
+            item.add_marker(pytest.mark.postgres)

@@ -6,6 +6,8 @@ import os
 from datetime import datetime, timedelta
 
 import pytest
+
+pytestmark = pytest.mark.postgres
 from sqlalchemy import bindparam, select, text, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 

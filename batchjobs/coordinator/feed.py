@@ -25,10 +25,11 @@ def start_job(session: Session, job_id: int, depth: int) -> list[Dispatch]:
     """Move a waiting job to executing and make its unconditioned tasks ready; return the
     first ``depth`` of them to publish (the rest wait for room: :func:`queue_ready`)."""
     conn = session.connection()
-    params = {"p_job": job_id, "p_now": clock.now()}
+    now = clock.now()
+    params = {"p_job": job_id, "p_now": now}
     if conn.execute(sql.START_JOB, params).first() is None:
         return []
-    runs.start_run(session, job_id, params["p_now"])
+    runs.start_run(session, job_id, now)
     conn.execute(sql.START_ROOTS, params)
     return queue_job(session, job_id, depth)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
@@ -69,7 +70,7 @@ def _record(task_id: int, attempt: int, outcome: Outcome, error: str | None,
         return record_in(session, task_id, attempt, outcome, error, now, settings)
 
 
-def _after_success_at_once(rows: list[object], settings: Settings) -> list[Dispatch]:
+def _after_success_at_once(rows: list[Any], settings: Settings) -> list[Dispatch]:
     """The dependents made ready by a one-step success; the job ended in a transaction of
     its own when this was its last task (should this process die first, a housekeeper's
     sweep ends it: :func:`batchjobs.coordinator.sweeps.end_settled_jobs`)."""

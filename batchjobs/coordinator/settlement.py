@@ -75,8 +75,9 @@ def _explain_any(session: Session, task_id: int) -> None:
 def settle_job(session: Session, job_id: int, finished: int, failed: int, now: datetime,
                settings: Settings) -> None:
     """Count finished tasks on the job row; the last one decides the job's status."""
-    remaining, total_failed = session.connection().execute(sql.SETTLE, {
+    row: Any = session.connection().execute(sql.SETTLE, {
         "p_job": job_id, "p_finished": finished, "p_failed": failed}).one()
+    remaining, total_failed = row
     if remaining <= 0:
         end_job(session, job_id, total_failed, now, settings)
 

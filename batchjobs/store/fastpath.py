@@ -75,7 +75,7 @@ class Connection:
     def _driver(self) -> Any:
         if self._raw is None or self._raw.closed:
             fairy = self.engine.raw_connection()
-            raw = fairy.driver_connection
+            raw: Any = fairy.driver_connection
             fairy.detach()           # ours for good: never handed back to the pool
             raw.autocommit = True
             raw.execute("SET plan_cache_mode = force_generic_plan")
@@ -137,7 +137,8 @@ def _cache() -> dict[Engine, Connection]:
     if getattr(_local, "pid", None) != os.getpid():
         _local.pid = os.getpid()
         _local.connections = {}
-    return _local.connections  # type: ignore[no-any-return]
+    connections: dict[Engine, Connection] = _local.connections
+    return connections
 
 
 def close_all() -> None:

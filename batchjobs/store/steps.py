@@ -176,7 +176,7 @@ class PostgreSQL(Steps):
     def allocate_ids(self, session: Session, table: str, count: int) -> list[int]:
         if count == 0:
             return []
-        rows = session.execute(text(
+        rows: Any = session.execute(text(
             f"SELECT nextval(pg_get_serial_sequence('{table}', 'id')) "
             "FROM generate_series(1, :n)"), {"n": count}).scalars()
         return sorted(rows)
@@ -270,7 +270,7 @@ class SQLite(Steps):
         # Safe because ``BEGIN IMMEDIATE`` holds the only write lock.
         if count == 0:
             return []
-        start = session.execute(text(f"SELECT COALESCE(MAX(id), 0) FROM {table}")).scalar_one()
+        start: int = session.execute(text(f"SELECT COALESCE(MAX(id), 0) FROM {table}")).scalar_one()
         return list(range(start + 1, start + 1 + count))
 
 

@@ -28,7 +28,7 @@ def test_ready_task_whose_message_was_lost_is_republished_and_runs(servers):
     assert batchjobs.status(job_id)["status"] == "waiting"
     # A crash between the commit and the publish: the tasks are ready, no message exists.
     with store.transaction() as session:
-        assert [d.name for d in start_job(session, job_id)] == ["A"]
+        assert [d.name for d in start_job(session, job_id, 10)] == ["A"]
     assert batchjobs.wait(job_id, timeout=30) is batchjobs.JobStatus.ENDED
     assert statuses(batchjobs.status(job_id)) == {"A": "ended", "B": "ended"}
     assert len(batchjobs.attempts(job_id)) == 2

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import time
+
 from typing import Any
 
 from batchjobs import ProcessContext, batchable
@@ -51,3 +54,14 @@ def renamed() -> str:
 def not_marked() -> str:
     """Importable, but NOT marked @batchable: no task may run it."""
     return "should never run"
+
+
+@batchable
+def wait_for_file(path: str, timeout: float = 300.0) -> None:
+    """Runs until ``path`` exists (a test creates it to let the task end): a task that stays
+    busy for exactly as long as a test needs, however slow the machine."""
+    deadline = time.monotonic() + timeout
+    while not os.path.exists(path):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{path} did not appear within {timeout}s")
+        time.sleep(0.02)

@@ -29,7 +29,8 @@ _PUBLIC: dict[str, str] = {
     **{name: "errors" for name in (
         "BatchJobsError", "DefinitionError", "MalformedDefinition", "UnknownProcess",
         "UnknownGroup", "DuplicateTask", "UnknownDependency", "DependencyCycle",
-        "InvalidValue", "InvalidRecurrence", "StoreError", "JobNotFound", "ServerNotFound",
+        "InvalidValue", "InvalidRecurrence", "StoreError", "JobNotFound", "TaskNotFound",
+        "ServerNotFound",
         "InUse", "InvalidState", "DispatchError", "RunError", "ClientOnly", "TaskFailed",
         "ServerStartError", "DeliveryError", "ConfigError", "InvalidSchedule")},
     # configuration
@@ -85,6 +86,7 @@ if TYPE_CHECKING:
         ServerStartError,
         StoreError,
         TaskFailed,
+        TaskNotFound,
         UnknownDependency,
         UnknownGroup,
         UnknownProcess,

@@ -15,7 +15,7 @@ from sqlalchemy import insert, select
 from . import clock, queues, runs, store
 from .coordinator import start_job
 from .definition import JobSpec
-from .errors import InvalidRecurrence, JobNotFound
+from .errors import InvalidRecurrence, JobNotFound, TaskNotFound
 from .processes import get_process
 from .recurrence import Recurrence, first_occurrence
 from .models import Attempt, BatchGroup, Condition, Job, Task
@@ -141,19 +141,27 @@ def history(job_id: int, *, settings: Settings | None = None) -> list[dict[str, 
         return runs.history(session, job_id)
 
 
-def attempts(job_id: int, *, settings: Settings | None = None) -> list[dict[str, Any]]:
-    """Every attempt of every task of the job, oldest first."""
+def attempts(job_id: int, *, task: str | None = None, number: int | None = None,
+             settings: Settings | None = None) -> list[dict[str, Any]]:
+    """Every attempt of every task of the job (or of ``task``, or its attempt ``number``),
+    oldest first, each with its error, traceback and log."""
     with store.read_session(settings) as session:
         if session.get(Job, job_id) is None:
             raise JobNotFound(job_id)
-        rows = session.execute(
-            select(Task.name, Attempt).join(Attempt, Attempt.task_id == Task.id)
-            .where(Task.job_id == job_id).order_by(Attempt.started_at, Attempt.id)
-        ).all()
+        query = (select(Task.name, Attempt).join(Attempt, Attempt.task_id == Task.id)
+                 .where(Task.job_id == job_id).order_by(Attempt.started_at, Attempt.id))
+        if task is not None:
+            if session.execute(select(Task.id).where(Task.job_id == job_id,
+                                                     Task.name == task)).first() is None:
+                raise TaskNotFound(job_id, task)
+            query = query.where(Task.name == task)
+        if number is not None:
+            query = query.where(Attempt.number == number)
         return [{"task": name, "number": a.number, "run": a.run, "server": a.server,
-                 "company": a.company,
-                 "user": a.user, "started_at": clock.iso(a.started_at), "ended_at": clock.iso(a.ended_at),
-                 "outcome": a.outcome, "error": a.error} for name, a in rows]
+                 "company": a.company, "user": a.user, "started_at": clock.iso(a.started_at),
+                 "ended_at": clock.iso(a.ended_at), "outcome": a.outcome, "error": a.error,
+                 "traceback": a.traceback, "log": a.log}
+                for name, a in session.execute(query).all()]
 
 
 def list_jobs(*, limit: int = 100, settings: Settings | None = None) -> list[dict[str, Any]]:

@@ -50,10 +50,13 @@ def run_client(job_id: int | None = None, *, on_start: Callable[[Claim], Any] | 
                 continue  # another terminal took it
             if on_start is not None:
                 on_start(claimed)
-            outcome, error = execute(claimed, where, client=True)
+            result = execute(claimed, where, client=True,
+                             log_limit=settings.attempt_log_limit)
+            outcome, error = result.outcome, result.error
             queues.publish(record(claimed.task_id, claimed.attempt, outcome, error,
-                                  children=claimed.readied_by_success, settings=settings),
-                           settings=settings)
+                                  children=claimed.readied_by_success,
+                                  traceback=result.traceback, log=result.log,
+                                  settings=settings), settings=settings)
             done.append({"job_id": claimed.job_id, "task": claimed.name,
                          "status": (TaskStatus.ENDED if outcome is Outcome.ENDED
                                     else TaskStatus.ERROR).value, "error": error})

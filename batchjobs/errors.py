@@ -16,6 +16,7 @@ what was wrong without parsing messages::
     │   └── InvalidRecurrence    a recurrence (cron, every, timezone, end) is malformed
     ├── StoreError               the database refused or lacks something          exit 2
     │   ├── JobNotFound          no job with that id
+    │   ├── TaskNotFound         no task of that name in the job
     │   ├── ServerNotFound       no batch server with that name
     │   ├── InUse                a group or server cannot go while something uses it
     │   └── InvalidState         hold/release/cancel/rerun does not apply to the job now
@@ -139,6 +140,15 @@ class JobNotFound(StoreError):
     def __init__(self, job_id: object) -> None:
         self.job_id = job_id
         super().__init__(f"no job with id {job_id!r}")
+
+
+class TaskNotFound(StoreError):
+    """Raised when a job has no task of the given name."""
+
+    def __init__(self, job_id: int, task: str) -> None:
+        self.job_id = job_id
+        self.task = task
+        super().__init__(f"job {job_id} has no task named {task!r}")
 
 
 class ServerNotFound(StoreError):

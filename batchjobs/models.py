@@ -302,6 +302,10 @@ class Attempt(Base):
     ended_at: Mapped[datetime | None]
     outcome: Mapped[Outcome] = mapped_column(words(Outcome))
     error: Mapped[str | None] = mapped_column(Text)
+    #: The process's traceback (batchjobs' own frames left out), when it raised.
+    traceback: Mapped[str | None] = mapped_column(Text)
+    #: What the process logged and printed during the attempt, bounded in size.
+    log: Mapped[str | None] = mapped_column(Text)
     #: The job run this attempt belongs to.
     run: Mapped[int] = mapped_column(Integer, default=1)
     #: Celery's id of the message being executed, so ``cancel`` can revoke it.

@@ -39,11 +39,14 @@ def run(self: Any, task_id: int, *, job: int, task: str = "", process: str = "")
     if claimed is None:
         log.info("task %s of job %s is not ready any more; message dropped", task_id, job)
         return "skipped"
-    outcome, error = execute(claimed, server)
-    dispatches = record(claimed.task_id, claimed.attempt, outcome, error,
-                        children=claimed.readied_by_success, settings=settings)
+    result = execute(claimed, server, log_limit=settings.attempt_log_limit)
+    dispatches = record(claimed.task_id, claimed.attempt, result.outcome, result.error,
+                        children=claimed.readied_by_success, traceback=result.traceback,
+                        log=result.log, settings=settings)
     queues.publish(dispatches, settings=settings)
-    if outcome is Outcome.ERROR:
+    if result.outcome is Outcome.ERROR:
+        # Chained to the process's own exception, so the traceback Celery sends with its
+        # task-failed event (and Flower shows) is the process's.
         raise TaskFailed(job_id=claimed.job_id, task=claimed.name, attempt=claimed.attempt,
-                         error=error or "")
-    return outcome.value
+                         error=result.error or "") from result.exception
+    return result.outcome.value

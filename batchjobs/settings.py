@@ -44,6 +44,8 @@ ALERT_LEASE = 60.0
 PUBLISH_BATCH = 1000
 #: Seconds before a housekeeper process that died is started again.
 HOUSEKEEPER_RESTART_DELAY = 1.0
+#: Bytes of log kept per attempt at most.
+ATTEMPT_LOG_LIMIT = 1 << 20
 #: The module of Celery's own settings (``BATCHJOBS_CELERY_CONFIG``).
 CELERY_CONFIG = "celeryconfig"
 
@@ -75,6 +77,9 @@ class Settings:
     #: (``BATCHJOBS_SCHEDULE_OFFSET``), so a test can put a server just before a window
     #: boundary without changing any other time.
     schedule_offset: float = 0.0
+    #: Bytes of log (logging records, stdout, stderr) kept per attempt at most
+    #: (``BATCHJOBS_ATTEMPT_LOG_LIMIT``); beyond it the middle is cut, and marked.
+    attempt_log_limit: int = ATTEMPT_LOG_LIMIT
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -91,7 +96,9 @@ class Settings:
                    alert_email_from=env.get("BATCHJOBS_ALERT_EMAIL_FROM") or "batchjobs@localhost",
                    alert_webhook=env.get("BATCHJOBS_ALERT_WEBHOOK") or None,
                    celery_config=env.get("BATCHJOBS_CELERY_CONFIG") or CELERY_CONFIG,
-                   schedule_offset=_offset(env, "BATCHJOBS_SCHEDULE_OFFSET"))
+                   schedule_offset=_offset(env, "BATCHJOBS_SCHEDULE_OFFSET"),
+                   attempt_log_limit=_count(env, "BATCHJOBS_ATTEMPT_LOG_LIMIT",
+                                            ATTEMPT_LOG_LIMIT))
 
     @property
     def embedded_broker(self) -> bool:
@@ -168,6 +175,7 @@ def _count(env: Mapping[str, str], name: str, default: int) -> int:
 _ENV_KEYS = ("BATCHJOBS_HOME", "BATCHJOBS_DATABASE_URL", "BATCHJOBS_BROKER_URL",
              "BATCHJOBS_IMPORTS", "BATCHJOBS_REPUBLISH_AFTER", "BATCHJOBS_SERVER_TIMEOUT",
              "BATCHJOBS_QUEUE_DEPTH", "BATCHJOBS_CELERY_CONFIG", "BATCHJOBS_SCHEDULE_OFFSET",
+             "BATCHJOBS_ATTEMPT_LOG_LIMIT",
              "BATCHJOBS_SMTP_URL", "BATCHJOBS_ALERT_EMAIL_FROM", "BATCHJOBS_ALERT_WEBHOOK")
 _cache: dict[tuple[str | None, ...], Settings] = {}
 

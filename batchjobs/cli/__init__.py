@@ -17,6 +17,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         ("submit", "submit"), ("status", "status"), ("wait", "wait"), ("list", "list_jobs"),
         ("hold", "hold"), ("release", "release"), ("cancel", "cancel"), ("rerun", "rerun"),
         ("history", "history"), ("alerts", "list_alerts"), ("run-client", "run_client"))},
+    "attempts": ("attempts", "list_attempts"), "log": ("attempts", "show_log"),
     "worker": ("servers", "worker"), "server": ("servers", "server"), "db": ("db", "db"),
     "group": ("groups", "group"), "user": ("users", "user"),
     "housekeeper": ("housekeeper", "housekeeper"),

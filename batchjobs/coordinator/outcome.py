@@ -26,7 +26,7 @@ from ..store import steps
 from .feed import queued
 from .settlement import end_job, end_settled_job, propagate
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 #: First pause before recording again while the database is unreachable (doubling,
 #: at most :data:`MAX_PAUSE`), for up to ``BATCHJOBS_SERVER_TIMEOUT`` in all.
@@ -35,39 +35,43 @@ MAX_PAUSE = 2.0
 
 
 def record(task_id: int, attempt: int, outcome: Outcome, error: str | None = None, *,
-           children: tuple[int, ...] | None = None, settings: Settings) -> list[Dispatch]:
+           children: tuple[int, ...] | None = None, traceback: str | None = None,
+           log: str | None = None, settings: Settings) -> list[Dispatch]:
     """Record the outcome of attempt ``attempt`` of a task; return the dependents (or the
     retry) that became ready, to be published by the caller after this returns.
 
     ``children``: the dependents a success decides without a cascade
-    (:attr:`Claim.readied_by_success`), which allows the one-step form. A database that
+    (:attr:`Claim.readied_by_success`), which allows the one-step form. ``traceback`` and
+    ``log``: what the process raised and logged, kept on the attempt. A database that
     is unreachable is retried with backoff for up to ``settings.server_timeout``
     seconds; after that the error is raised and the attempt is left to recovery."""
     deadline = time.monotonic() + settings.server_timeout
     pause = FIRST_PAUSE
     while True:
         try:
-            return _record(task_id, attempt, outcome, error, children, settings)
+            return _record(task_id, attempt, outcome, children, settings,
+                           {"p_error": error, "p_traceback": traceback, "p_log": log})
         except OperationalError:
             if time.monotonic() + pause > deadline:
                 raise
-            log.warning("recording task %s attempt %s failed (database unreachable); "
+            logger.warning("recording task %s attempt %s failed (database unreachable); "
                         "retrying in %.1fs", task_id, attempt, pause)
             time.sleep(pause)
             pause = min(pause * 2, MAX_PAUSE)
 
 
-def _record(task_id: int, attempt: int, outcome: Outcome, error: str | None,
-            children: tuple[int, ...] | None, settings: Settings) -> list[Dispatch]:
+def _record(task_id: int, attempt: int, outcome: Outcome, children: tuple[int, ...] | None,
+            settings: Settings, detail: dict[str, str | None]) -> list[Dispatch]:
     now = clock.now()
     if outcome is Outcome.ENDED and children is not None:
         with store.atomic(settings) as (kind, conn):
             rows = kind.success_at_once(conn, {"p_task": task_id, "p_number": attempt,
-                                               "p_now": now, "p_children": list(children)})
+                                               "p_now": now, "p_children": list(children),
+                                               "p_log": detail["p_log"]})
         if rows is not None:
             return _after_success_at_once(rows, settings)
     with store.transaction(settings) as session:
-        return record_in(session, task_id, attempt, outcome, error, now, settings)
+        return record_in(session, task_id, attempt, outcome, now, settings, detail)
 
 
 def _after_success_at_once(rows: list[Any], settings: Settings) -> list[Dispatch]:
@@ -85,14 +89,15 @@ def _after_success_at_once(rows: list[Any], settings: Settings) -> list[Dispatch
     return dispatches
 
 
-def record_in(session: Session, task_id: int, attempt: int, outcome: Outcome,
-              error: str | None, now: datetime, settings: Settings) -> list[Dispatch]:
+def record_in(session: Session, task_id: int, attempt: int, outcome: Outcome, now: datetime,
+              settings: Settings, detail: dict[str, str | None]) -> list[Dispatch]:
     """:func:`record`'s transaction: a failed attempt with retries left makes the task
-    ready again; otherwise the task ends and decides its dependents."""
+    ready again; otherwise the task ends and decides its dependents. ``detail``: the
+    attempt's ``p_error``, ``p_traceback`` and ``p_log``."""
     conn = session.connection()
     params = {"p_task": task_id, "p_number": attempt, "p_now": now}
     if outcome is Outcome.ENDED:
-        done = steps.of(session).success(conn, params)
+        done = steps.of(session).success(conn, {**params, "p_log": detail["p_log"]})
         if done is None:
             return []
         job_id, name, dependents, remaining, failed = done
@@ -101,8 +106,8 @@ def record_in(session: Session, task_id: int, attempt: int, outcome: Outcome,
             return []
         return propagate(session, job_id, name, TaskStatus.ENDED, dependents, 0, now,
                          settings, settled=True)
-    if conn.execute(sql.RECORD_ATTEMPT, {**params, "p_outcome": outcome.value,
-                                         "p_error": error}).first() is None:
+    if conn.execute(sql.RECORD_ATTEMPT, {**params, **detail, "p_outcome": outcome.value}
+                    ).first() is None:
         return []
     retry = conn.execute(sql.RETRY, params).first()
     if retry is not None:

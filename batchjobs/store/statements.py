@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Integer, and_, bindparam, case, insert, not_, or_, select, update
+from sqlalchemy import Integer, Text, and_, bindparam, case, insert, not_, or_, select, update
 
 from ..models import UNQUEUED, Attempt, Job, Task, UTCDateTime
 from ..status import ConditionType, JobStatus, Outcome, TaskStatus
@@ -33,6 +33,9 @@ CLAIMED_COLUMNS = (task.c.name, task.c.process, task.c.kwargs, task.c.company, t
                    task.c.attempts, task.c.attempt_base, task.c.dependents)
 NOW = bindparam("p_now", type_=UTCDateTime())
 LIMIT = bindparam("p_limit", type_=Integer())
+#: What an attempt's process raised and logged (None when it raised nothing or was quiet).
+TRACEBACK = bindparam("p_traceback", value=None, type_=Text())
+LOG = bindparam("p_log", value=None, type_=Text())
 
 
 def guard(column: Any, value: Any) -> Any:
@@ -95,7 +98,7 @@ RECORD_ATTEMPT = (update(attempt).where(attempt.c.task_id == bindparam("p_task")
                                         attempt.c.number == bindparam("p_number"),
                                         attempt.c.outcome == Outcome.RUNNING.value)
                   .values(outcome=bindparam("p_outcome"), ended_at=NOW,
-                          error=bindparam("p_error"))
+                          error=bindparam("p_error", value=None), traceback=TRACEBACK, log=LOG)
                   .returning(attempt.c.id))
 RETRY = (update(task).where(task.c.id == bindparam("p_task"),
                             guard(task.c.status, TaskStatus.EXECUTING.value),

@@ -249,8 +249,8 @@ class SQLite(Steps):
         return None
 
     def success(self, conn: Executor, params: dict[str, Any]) -> Any:
-        if conn.execute(sql.RECORD_ATTEMPT, {**params, "p_outcome": Outcome.ENDED.value,
-                                             "p_error": None}).first() is None:
+        if conn.execute(sql.RECORD_ATTEMPT, {**params, "p_outcome": Outcome.ENDED.value}
+                        ).first() is None:
             return None
         row = conn.execute(sql.FINISH, {"p_task": params["p_task"],
                                         "p_status": TaskStatus.ENDED.value}).first()
@@ -332,7 +332,8 @@ def _success_statement() -> Any:
     recorded = (update(attempt).where(attempt.c.task_id == bindparam("p_task"),
                                       attempt.c.number == bindparam("p_number"),
                                       attempt.c.outcome == Outcome.RUNNING.value)
-                .values(outcome=Outcome.ENDED.value, ended_at=sql.NOW, error=None)
+                .values(outcome=Outcome.ENDED.value, ended_at=sql.NOW, error=None,
+                        log=sql.LOG)
                 .returning(attempt.c.task_id).cte("recorded"))
     finished = (update(task).where(task.c.id.in_(select(recorded.c.task_id)),
                                    sql.guard(task.c.status, TaskStatus.EXECUTING.value))

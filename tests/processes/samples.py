@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import sys
 import time
 
 from typing import Any
@@ -65,3 +67,18 @@ def wait_for_file(path: str, timeout: float = 300.0) -> None:
         if time.monotonic() > deadline:
             raise TimeoutError(f"{path} did not appear within {timeout}s")
         time.sleep(0.02)
+
+
+@batchable
+def chatty_failure(lines: int = 3) -> None:
+    """Logs, prints, then fails in a helper: its log and traceback are the attempt's."""
+    logger = logging.getLogger("tests.processes.chatty")
+    for i in range(lines):
+        logger.info("step %d of %d done", i + 1, lines)
+    print("about to look up the key")
+    print("on stderr too", file=sys.stderr)
+    _look_up({}, "missing_key")
+
+
+def _look_up(table: dict[str, int], key: str) -> int:
+    return table[key]

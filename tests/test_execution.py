@@ -98,6 +98,6 @@ def test_every_error_survives_pickling_with_its_message_and_culprit(kind):
 
 @pytest.mark.parametrize("kind", _leaves(), ids=lambda k: k.__name__)
 def test_every_error_has_the_exit_code_of_its_family(kind):
-    expected = 2 if issubclass(kind, (errors.DefinitionError, errors.StoreError,
-                                      errors.ConfigError)) else 1
+    invalid = errors.DefinitionError | errors.StoreError | errors.ConfigError
+    expected = 2 if issubclass(kind, invalid) else 1
     assert kind.exit_code == expected

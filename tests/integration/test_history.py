@@ -43,7 +43,7 @@ def test_log_and_attempts_show_each_attempts_file_line_and_output(servers):
     rows = json.loads(listed.stdout)
     assert [r["number"] for r in rows] == [1, 2]
     for row in rows:
-        assert ATTEMPT_KEYS <= set(row)
+        assert set(row) >= ATTEMPT_KEYS
         assert (row["outcome"], row["user"], row["company"]) == ("error", "ann", "USMF")
         assert row["server"] in servers
         assert 'samples.py", line' in row["traceback"] and "in _look_up" in row["traceback"]

@@ -44,7 +44,7 @@ def submit(job: JobSpec, *, user: str | None = None, hold: bool = False,
     settings = settings or get_settings()
     user = user or current_user()
     now = clock.now()
-    with store.read_session(settings) as session:
+    with store.read_session(settings, create=True) as session:
         groups = set(session.execute(select(BatchGroup.name)).scalars())
     job.validate(groups=groups)
     recurrence = job.recurrence if isinstance(job.recurrence, Recurrence) else None

@@ -13,7 +13,9 @@ from tests.test_cli_validation import home, run  # noqa: F401 - fixture
 
 @pytest.fixture(autouse=True)
 def _fresh_home(home: Path) -> Path:
-    """Every test here on its own embedded default (``home`` from the validation tests)."""
+    """Every test here on its own embedded default (``home`` from the validation tests),
+    its database made as ``batchjobs db upgrade`` makes it."""
+    assert run("db", "upgrade").exit_code == 0
     return home
 
 

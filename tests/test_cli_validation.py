@@ -7,10 +7,10 @@ Every test runs on its own embedded default (SQLite and the filesystem broker in
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -38,7 +38,10 @@ def run(*args: str) -> Result:
 
 
 def stored_jobs() -> list[dict]:
+    """The jobs stored here; none when nothing made the database at all."""
     listed = run("list", "--json")
+    if listed.exit_code == 2 and "no batchjobs database" in listed.stderr:
+        return []
     assert listed.exit_code == 0, listed.output
     return json.loads(listed.stdout)
 
@@ -133,7 +136,7 @@ INVALID = {
 
 FORMERLY_BUGGY = {
     "yaml-boolean-key": pytest.param(
-        "job.yaml", f"description: J\ntasks:\n  - {{name: A, process: "
+        "job.yaml", "description: J\ntasks:\n  - {name: A, process: "
         "batchjobs.examples.noop, on: x}\n", ["task 'A'", "True"],
         id="yaml-boolean-key"),
     "process-with-two-leading-dots": pytest.param(
@@ -183,6 +186,7 @@ def test_submitting_a_file_that_is_not_utf8_exits_2(home, tmp_path):
 
 
 def test_status_of_an_unknown_job_exits_2_naming_the_id(home):
+    assert run("db", "upgrade").exit_code == 0
     result = run("status", "999", "--json")
     assert result.exit_code == 2
     assert result.stdout == ""
@@ -282,3 +286,14 @@ def test_the_coordinator_command_starts_due_jobs_with_no_server_running(home, tm
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=20) == 0, proc.stderr.read() if proc.stderr else ""
+
+
+@pytest.mark.parametrize("args", [("status", "1"), ("list",), ("wait", "1"), ("history", "1"),
+                                  ("server", "list"), ("group", "list"), ("alerts",),
+                                  ("attempts", "1"), ("log", "1")])
+def test_a_command_that_reads_never_creates_the_embedded_database(home, args):
+    result = run(*args)
+    assert result.exit_code == 2, result.output
+    assert f"no batchjobs database at sqlite:///{home / 'batchjobs.db'}" in result.output
+    assert "BATCHJOBS_HOME" in result.output and "Traceback" not in result.output
+    assert not (home / "batchjobs.db").exists()

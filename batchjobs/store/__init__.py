@@ -40,11 +40,21 @@ _sessionmakers: dict[tuple[str, int], sessionmaker[Session]] = {}
 _schema_ready: set[tuple[str, int]] = set()
 
 
-def get_engine(settings: Settings | None = None) -> Engine:
-    """The engine of this process for the configured database (schema applied)."""
+def get_engine(settings: Settings | None = None, *, create: bool = True) -> Engine:
+    """The engine of this process for the configured database (schema applied).
+
+    ``create=False`` (reads): a database file that does not exist yet is not made, so a
+    command that only reads, run in the wrong folder, says where it looked instead of
+    leaving an empty database there."""
     settings = settings or get_settings()
     key = (settings.database_url, os.getpid())
     engine = _engines.get(key)
+    if engine is None and not create and not steps.for_url(settings.database_url).exists(
+            settings.database_url):
+        raise ConfigError(f"no batchjobs database at {settings.safe_database_url()} (nothing "
+                          "has been stored here); run this where the jobs are, or point "
+                          "BATCHJOBS_HOME (or BATCHJOBS_DATABASE_URL) at their database",
+                          name="BATCHJOBS_DATABASE_URL")
     if engine is None:
         with _lock:
             engine = _engines.get(key)
@@ -99,9 +109,13 @@ def atomic(settings: Settings | None = None) -> Iterator[tuple[Steps, Executor]]
 
 
 @contextmanager
-def read_session(settings: Settings | None = None) -> Iterator[Session]:
-    """A session for reads (no commit is needed, but SQLite still takes a snapshot)."""
-    engine = get_engine(settings)
+def read_session(settings: Settings | None = None, *, create: bool = False,
+                 ) -> Iterator[Session]:
+    """A session for reads (no commit is needed, but SQLite still takes a snapshot).
+
+    A database that does not exist is not created (:func:`get_engine`), unless
+    ``create``: the read that starts a write (a submit reads the groups first)."""
+    engine = get_engine(settings, create=create)
     # ``sqlite_begin``: SQLite's reads begin DEFERRED and never block a writer (other
     # databases ignore the option).
     session = session_factory(settings)(bind=engine.execution_options(sqlite_begin="DEFERRED"))

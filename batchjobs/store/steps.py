@@ -82,6 +82,10 @@ class Steps(ABC):
     def create_engine(self, url: str) -> Engine:
         """A new engine for ``url``, configured for this database."""
 
+    def exists(self, url: str) -> bool:
+        """Whether the database ``url`` names is there already (a server always is)."""
+        return True
+
     @abstractmethod
     def schema_lock(self, engine: Engine, conn: Connection) -> Any:
         """A context manager that serialises schema upgrades across processes."""
@@ -222,6 +226,10 @@ class SQLite(Steps):
 
         return engine
 
+    def exists(self, url: str) -> bool:
+        database = make_url(url).database
+        return not database or database == ":memory:" or Path(database).exists()
+
     @contextmanager
     def schema_lock(self, engine: Engine, conn: Connection) -> Iterator[None]:
         lock_path = Path(f"{engine.url.database or 'batchjobs.db'}.lock")
@@ -287,7 +295,7 @@ def of(bind: Engine | Connection | Session | Executor) -> Steps:
     """The steps of the database an engine, connection or session talks to."""
     if isinstance(bind, Session):
         bind = bind.get_bind()
-    dialect = getattr(bind, "dialect")
+    dialect = bind.dialect
     return _of_kind(dialect.name)
 
 

@@ -52,6 +52,9 @@ class Settings:
     smtp_url: str | None = None
     alert_email_from: str = "batchjobs@localhost"
     alert_webhook: str | None = None
+    #: Signs the web console's session cookies; None = a key generated once and kept in
+    #: the database (:func:`batchjobs.auth.signing_key`).
+    secret_key: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -66,7 +69,8 @@ class Settings:
                    queue_depth=_count(env, "BATCHJOBS_QUEUE_DEPTH", QUEUE_DEPTH),
                    smtp_url=env.get("BATCHJOBS_SMTP_URL") or None,
                    alert_email_from=env.get("BATCHJOBS_ALERT_EMAIL_FROM") or "batchjobs@localhost",
-                   alert_webhook=env.get("BATCHJOBS_ALERT_WEBHOOK") or None)
+                   alert_webhook=env.get("BATCHJOBS_ALERT_WEBHOOK") or None,
+                   secret_key=env.get("BATCHJOBS_SECRET_KEY") or None)
 
     @property
     def embedded_broker(self) -> bool:
@@ -139,7 +143,8 @@ def _count(env: Mapping[str, str], name: str, default: int) -> int:
 _ENV_KEYS = ("BATCHJOBS_HOME", "BATCHJOBS_DATABASE_URL", "BATCHJOBS_BROKER_URL",
              "BATCHJOBS_IMPORTS", "BATCHJOBS_REPUBLISH_AFTER", "BATCHJOBS_SERVER_TIMEOUT",
              "BATCHJOBS_QUEUE_DEPTH",
-             "BATCHJOBS_SMTP_URL", "BATCHJOBS_ALERT_EMAIL_FROM", "BATCHJOBS_ALERT_WEBHOOK")
+             "BATCHJOBS_SMTP_URL", "BATCHJOBS_ALERT_EMAIL_FROM", "BATCHJOBS_ALERT_WEBHOOK",
+             "BATCHJOBS_SECRET_KEY")
 _cache: dict[tuple[str | None, ...], Settings] = {}
 
 

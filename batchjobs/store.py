@@ -31,7 +31,7 @@ _sessionmakers: dict[tuple[str, int], sessionmaker[Session]] = {}
 _schema_ready: set[tuple[str, int]] = set()
 
 #: The newest migration's revision id; a test checks it matches Alembic's head.
-SCHEMA_REVISION = "0004"
+SCHEMA_REVISION = "0005"
 #: PostgreSQL advisory-lock key that serialises schema upgrades across processes.
 SCHEMA_LOCK_KEY = 0x62617463  # "batc"
 

@@ -139,13 +139,24 @@ def session_fingerprint(name: str, *, settings: Settings | None = None) -> str |
         stored = session.execute(select(User.password_hash).where(User.name == name)).first()
     if stored is None or stored[0] is None:
         return None
-    return hashlib.sha256(stored[0].encode()).hexdigest()[:16]
+    return _fingerprint(stored[0])
 
 
-def principal(name: str, *, settings: Settings | None = None) -> Principal | None:
+def _fingerprint(password_hash: str) -> str:
+    return hashlib.sha256(password_hash.encode()).hexdigest()[:16]
+
+
+def session_principal(name: str, fingerprint: str, *,
+                      settings: Settings | None = None) -> Principal | None:
+    """The user of a signed session, if its password is still the one it was signed with
+    (one query per request)."""
     with store.read_session(settings) as session:
-        role = session.execute(select(User.role).where(User.name == name)).scalar()
-    return None if role is None else Principal(name, Role(role))
+        row = session.execute(select(User.role, User.password_hash)
+                              .where(User.name == name)).first()
+    if row is None or row.password_hash is None \
+            or not same(_fingerprint(row.password_hash), fingerprint):
+        return None
+    return Principal(name, Role(row.role))
 
 
 # -- tokens ---------------------------------------------------------------------------

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from . import coordinator, db, demo, groups, jobs, servers, users
+from . import coordinator, db, demo, groups, jobs, servers, users, web
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -22,7 +22,7 @@ def cli() -> None:
 
 
 for command in (*jobs.COMMANDS, servers.worker, servers.server, db.db, groups.group, users.user,
-                coordinator.coordinator, demo.demo):
+                coordinator.coordinator, demo.demo, web.web):
     cli.add_command(command)
 
 

@@ -61,10 +61,11 @@ def _render(request: Request, name: str, who: Caller | None, status: int = 200,
             **context: Any) -> HTMLResponse:
     fragment = request.headers.get("x-fragment") == "1" and "live" in context
     template = context.pop("live") if fragment else name
+    context.setdefault("notice", request.query_params.get("notice"))
     html = _templates.get_template(template).render(
         me=who.principal if who else None, csrf=who.csrf if who else "",
-        notice=request.query_params.get("notice"), live_url=request.url.path
-        + (f"?{request.url.query}" if request.url.query else ""), **context)
+        live_url=request.url.path + (f"?{request.url.query}" if request.url.query else ""),
+        **context)
     return HTMLResponse(html, status_code=status, headers={"Cache-Control": "no-store"})
 
 

@@ -131,6 +131,9 @@ def timeline(attempts: Sequence[Mapping[str, Any]], *, now: datetime) -> str:
                          f'{_attr(key)} data-task={_attr(a["task"])} x="{x:.1f}" '
                          f'y="{y + 4}" width="{w:.1f}" height="{lane_h - 8}" rx="3">'
                          f'<title>{escape(key)} {escape(a["outcome"])}</title></rect>')
+            if w > 50:
+                parts.append(f'<text class="bar-label" x="{x + 4:.1f}" y="{y + 17}">'
+                             f'{escape(key)}</text>')
         parts.append("</g>")
     axis_y = lane_h * len(lanes) + 16
     parts.append(f'<text x="{label_w}" y="{axis_y}" class="axis">{first:%H:%M:%S} UTC</text>'
@@ -165,10 +168,14 @@ def capacity_strip(name: str, changes: Sequence[Mapping[str, Any]], *, hours: in
         if w > 18:
             parts.append(f'<text x="{x + 3:.1f}" y="{height / 2 + 4}">{change["threads"]}</text>')
     zone = ZoneInfo(timezone)
-    for h in range(0, hours + 1, 3):
-        x = width * h * 3600 / total
-        stamp = (first + timedelta(hours=h)).astimezone(zone)
+    # a tick every 3 hours of real time, on the first whole local hour after the start
+    local = first.astimezone(zone)
+    tick = (local.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+            ).astimezone(UTC) if (local.minute, local.second) != (0, 0) else first
+    while tick <= end:
+        x = width * (tick - first).total_seconds() / total
         parts.append(f'<text class="axis" x="{min(x, width - 30):.1f}" y="{height + 12}">'
-                     f'{stamp:%H:%M}</text>')
+                     f'{tick.astimezone(zone):%H:%M}</text>')
+        tick += timedelta(hours=3)
     parts.append("</svg>")
     return "".join(parts)

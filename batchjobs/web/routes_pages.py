@@ -58,7 +58,7 @@ _templates.globals["age"] = _age
 
 
 def _render(request: Request, name: str, who: Caller | None, status: int = 200,
-            **context: Any) -> HTMLResponse:
+            etag: str | None = None, **context: Any) -> HTMLResponse:
     fragment = request.headers.get("x-fragment") == "1" and "live" in context
     template = context.pop("live") if fragment else name
     context.setdefault("notice", request.query_params.get("notice"))
@@ -66,7 +66,8 @@ def _render(request: Request, name: str, who: Caller | None, status: int = 200,
         me=who.principal if who else None, csrf=who.csrf if who else "",
         live_url=request.url.path + (f"?{request.url.query}" if request.url.query else ""),
         **context)
-    return HTMLResponse(html, status_code=status, headers={"Cache-Control": "no-store"})
+    headers = {"Cache-Control": "no-store", **({"ETag": etag} if etag else {})}
+    return HTMLResponse(html, status_code=status, headers=headers)
 
 
 def _page_caller(request: Request) -> Caller:
@@ -159,10 +160,16 @@ def job_page(request: Request, job_id: int) -> Response:
     who = _page_caller(request)
     settings = _settings(request)
     try:
-        _visible(request, job_id, who)
+        created_by, version = queries.job_version(job_id, settings=settings)
+        if not who.principal.may_see(created_by):
+            raise JobNotFound(job_id)
     except JobNotFound as exc:
         return _render(request, "base.html", who, status=404, title="Not found",
                        notice=str(exc))
+    fragment = request.headers.get("x-fragment") == "1"
+    if fragment and request.headers.get("if-none-match") == version:
+        return Response(status_code=304, headers={"ETag": version,
+                                                  "Cache-Control": "no-store"})
     job = api.status(job_id, settings=settings)
     shape = queries.graph(job_id, settings=settings)
     tried = api.attempts(job_id, settings=settings)
@@ -176,7 +183,7 @@ def job_page(request: Request, job_id: int) -> Response:
         timeline=drawing.timeline(tried, now=clock.now()), attempts_by_task=by_task,
         not_run=[t for t in job["tasks"] if t["status"] == TaskStatus.NOT_RUN],
         runs=api.history(job_id, settings=settings), actions=actions,
-        task_statuses=[s.value for s in TaskStatus])
+        task_statuses=[s.value for s in TaskStatus], etag=version if fragment else None)
 
 
 @router.post("/jobs/{job_id}/{action}")

@@ -72,3 +72,17 @@ def test_every_page_renders_for_each_role(client, people, path):
         client.cookies.clear()
         log_in(client, name)
         assert client.get(path).status_code == 200
+
+
+def test_a_polling_page_gets_304_until_the_job_changes(client, people):
+    job_id = api.submit(job1(), user="alice", hold=True)
+    log_in(client, "alice")
+    first = client.get(f"/jobs/{job_id}", headers={"X-Fragment": "1"})
+    version = first.headers["ETag"]
+    same = client.get(f"/jobs/{job_id}", headers={"X-Fragment": "1", "If-None-Match": version})
+    assert same.status_code == 304
+    lifecycle.cancel(job_id)
+    changed = client.get(f"/jobs/{job_id}", headers={"X-Fragment": "1",
+                                                     "If-None-Match": version})
+    assert changed.status_code == 200 and 'data-job-status="canceled"' in changed.text
+    assert changed.headers["ETag"] != version

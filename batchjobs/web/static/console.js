@@ -19,13 +19,18 @@
     const url = live.getAttribute("data-live");
     let last = live.innerHTML;
     let busy = false;
+    let version = null;  // the ETag of what is shown: 304 while nothing changed
     setInterval(function () {
       if (busy || document.hidden) { return; }
       busy = true;
-      fetch(url, {headers: {"X-Fragment": "1"}, credentials: "same-origin"})
+      const headers = {"X-Fragment": "1"};
+      if (version) { headers["If-None-Match"] = version; }
+      fetch(url, {headers: headers, credentials: "same-origin", cache: "no-store"})
         .then(function (r) {
           if (r.status === 401) { window.location = "/login"; return null; }
-          return r.ok ? r.text() : null;
+          if (!r.ok) { return null; }
+          version = r.headers.get("ETag");
+          return r.text();
         })
         .then(function (html) {
           if (html !== null && html !== last) {

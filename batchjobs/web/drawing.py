@@ -13,33 +13,44 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from xml.sax.saxutils import escape, quoteattr
+from xml.sax.saxutils import escape
 from zoneinfo import ZoneInfo
 
+#: Most tasks drawn as a graph; a larger job's page lists its tasks' counts instead.
+MAX_DRAWN_TASKS = 300
+#: Most attempts drawn on a timeline (the latest ones).
+MAX_DRAWN_ATTEMPTS = 1000
 NODE_W, NODE_H = 150, 44
 COL_GAP, ROW_GAP = 70, 24
 MARGIN = 12
 
 
 def _attr(value: object) -> str:
-    return quoteattr(str(value))
+    """An attribute value in double quotes, escaped (what the browser tests select on)."""
+    return '"' + escape(str(value), {'"': "&quot;"}) + '"'
 
 
 def _layers(names: Sequence[str], edges: Sequence[Mapping[str, str]]) -> dict[str, int]:
+    """Each task's column: the length of the longest chain of conditions above it.
+
+    Kahn's order, not recursion, so a chain of thousands of tasks draws like a short one;
+    a task left over by a cycle (a definition refuses cycles) goes in column 0."""
     parents: dict[str, list[str]] = {n: [] for n in names}
+    children: dict[str, list[str]] = {n: [] for n in names}
     for e in edges:
         if e["to"] in parents and e["from"] in parents:
             parents[e["to"]].append(e["from"])
-    depth: dict[str, int] = {}
-
-    def of(name: str, seen: frozenset[str]) -> int:
-        if name not in depth:
-            depth[name] = 1 + max((of(p, seen | {name}) for p in parents[name]
-                                   if p not in seen), default=-1)
-        return depth[name]
-
-    for n in names:
-        of(n, frozenset())
+            children[e["from"]].append(e["to"])
+    waiting = {n: len(parents[n]) for n in names}
+    depth = {n: 0 for n in names}
+    ready = [n for n in names if waiting[n] == 0]
+    while ready:
+        name = ready.pop()
+        for child in children[name]:
+            depth[child] = max(depth[child], depth[name] + 1)
+            waiting[child] -= 1
+            if waiting[child] == 0:
+                ready.append(child)
     return depth
 
 
@@ -47,6 +58,9 @@ def task_graph(tasks: Sequence[Mapping[str, Any]], edges: Sequence[Mapping[str, 
                condition_types: Mapping[str, str]) -> str:
     """One ``<g data-task data-status>`` per task, one ``<g data-from data-to
     data-expect>`` per condition, labelled with the expected status."""
+    if len(tasks) > MAX_DRAWN_TASKS:
+        return (f'<p class="empty">{len(tasks)} tasks: the graph is drawn for jobs of up to '
+                f'{MAX_DRAWN_TASKS} tasks (GET /api/jobs/ID gives every task and edge).</p>')
     names = [t["name"] for t in tasks]
     layer = _layers(names, edges)
     rows: dict[int, int] = {}
@@ -102,6 +116,7 @@ def _when(value: str | None) -> datetime | None:
 def timeline(attempts: Sequence[Mapping[str, Any]], *, now: datetime) -> str:
     """One lane per batch server (``data-lane``), one bar per attempt
     (``data-attempt="TASK#N"``), from the first start to the last end (or now)."""
+    attempts = list(attempts)[-MAX_DRAWN_ATTEMPTS:]
     lanes = sorted({a["server"] for a in attempts})
     if not lanes:
         return '<p class="empty">No attempt yet.</p>'

@@ -176,12 +176,14 @@ def job_page(request: Request, job_id: int) -> Response:
     by_task: dict[str, list[dict[str, Any]]] = {}
     for a in tried:
         by_task.setdefault(a["task"], []).append(a)
+    panels = job["tasks"] if len(job["tasks"]) <= drawing.MAX_DRAWN_TASKS else []
     actions = _ACTIONS.get(job["status"], _FINAL_ACTIONS if job["status"] in JOB_FINAL else [])
     return _render(
         request, "job.html", who, title=f"Job {job_id}", live="job_live.html", job=job,
         graph=drawing.task_graph(job["tasks"], shape["edges"], shape["condition_types"]),
-        timeline=drawing.timeline(tried, now=clock.now()), attempts_by_task=by_task,
-        not_run=[t for t in job["tasks"] if t["status"] == TaskStatus.NOT_RUN],
+        timeline=drawing.timeline(tried, now=clock.now()), attempts_by_task=by_task, panels=panels,
+        not_run=[t for t in job["tasks"]
+                 if t["status"] == TaskStatus.NOT_RUN][:drawing.MAX_DRAWN_TASKS],
         runs=api.history(job_id, settings=settings), actions=actions,
         task_statuses=[s.value for s in TaskStatus], etag=version if fragment else None)
 

@@ -102,6 +102,8 @@ def test_job1_page_shows_its_graph_and_timeline_updating_live(servers, console, 
     page = logged_in(browser, console, "alice")
     page.goto(f"{console}/jobs/{job_id}")
     assert page.get_attribute("[data-job-status]", "data-job-status") == "executing"
+    assert page.locator('g.node[data-task="TASK 7"] rect').evaluate(
+        "rect => getComputedStyle(rect).fill") == "rgb(232, 234, 238)"   # waiting
     page.evaluate("window.notReloaded = true")
     expect(page.locator("g.node")).to_have_count(7)
     expect(page.locator("g.edge")).to_have_count(7)
@@ -114,6 +116,9 @@ def test_job1_page_shows_its_graph_and_timeline_updating_live(servers, console, 
             "data-status", status, timeout=LIVE_TIMEOUT_MS)
     expect(page.locator("[data-job-status]")).to_have_attribute(
         "data-job-status", "ended", timeout=LIVE_TIMEOUT_MS)
+    fills = {task: page.locator(f'g.node[data-task="{task}"] rect').evaluate(
+        "rect => getComputedStyle(rect).fill") for task in ("TASK 7", "TASK 5")}
+    assert fills == {"TASK 7": "rgb(159, 220, 165)", "TASK 5": "rgb(213, 198, 239)"}
     assert page.evaluate("window.notReloaded") is True
     expect(page.locator('[data-reason-of="TASK 5"]')).to_contain_text(
         "condition on 'TASK 2' can no longer hold: it is ended, the condition needs error")

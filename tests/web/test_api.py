@@ -181,3 +181,29 @@ def test_the_openapi_document_lists_the_api(client):
     document = client.get("/api/openapi.json").json()
     assert {"/api/jobs", "/api/jobs/{job_id}", "/api/jobs/{job_id}/cancel",
             "/api/servers/{name}/preview", "/api/groups", "/api/alerts"} <= set(document["paths"])
+
+
+def test_jobs_are_listed_newest_first_filtered_and_paged(client, people):
+    first = submit(client, people, "alice", {**JOB, "description": "nightly posting"},
+                   hold="true")["id"]
+    second = submit(client, people, "bob", {**JOB, "description": "month end"},
+                    hold="true")["id"]
+    third = submit(client, people, "bob", {**JOB, "description": "nightly 100%"},
+                   hold="true")["id"]
+    client.post(f"/api/jobs/{second}/cancel", headers=people.bearer("bob"))
+    admin = people.bearer("admin")
+
+    def ids(**params) -> list[int]:
+        answer = client.get("/api/jobs", params=params, headers=admin)
+        assert answer.status_code == 200, answer.text
+        return [j["id"] for j in answer.json()["jobs"]]
+
+    assert ids() == [third, second, first]
+    assert ids(status="canceled") == [second]
+    assert ids(user="bob") == [third, second]
+    assert ids(description="NIGHTLY") == [third, first]
+    assert ids(description="100%") == [third]             # % is a character, not a wildcard
+    assert ids(per_page=2, page=2) == [first]
+    row = client.get("/api/jobs", params={"status": "canceled"}, headers=admin).json()["jobs"][0]
+    assert row["tasks"] == {"canceled": 2} and row["run"] == 1
+    assert client.get("/api/jobs", params={"status": "nope"}, headers=admin).status_code == 400

@@ -86,3 +86,15 @@ def test_a_polling_page_gets_304_until_the_job_changes(client, people):
                                                      "If-None-Match": version})
     assert changed.status_code == 200 and 'data-job-status="canceled"' in changed.text
     assert changed.headers["ETag"] != version
+
+
+def test_a_recurring_job_s_page_lists_its_runs(client, people):
+    from batchjobs.definition import job_from_dict
+
+    job = job_from_dict({"description": "nightly", "recurrence": {
+        "cron": "0 2 * * *", "timezone": "Europe/Oslo", "end_after": 3},
+        "tasks": [{"name": "A", "process": "batchjobs.examples.noop"}]})
+    job_id = api.submit(job, user="alice", hold=True)
+    log_in(client, "alice")
+    page = client.get(f"/jobs/{job_id}").text
+    assert 'data-run="1"' in page and "recurring" in page

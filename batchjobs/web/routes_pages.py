@@ -61,7 +61,8 @@ def _render(request: Request, name: str, who: Caller | None, status: int = 200,
             etag: str | None = None, **context: Any) -> HTMLResponse:
     fragment = request.headers.get("x-fragment") == "1" and "live" in context
     template = context.pop("live") if fragment else name
-    context.setdefault("notice", request.query_params.get("notice"))
+    context.setdefault("notice", request.app.state.signer.read_notice(
+        request.query_params.get("notice")))
     html = _templates.get_template(template).render(
         me=who.principal if who else None, csrf=who.csrf if who else "",
         live_url=request.url.path + (f"?{request.url.query}" if request.url.query else ""),
@@ -215,11 +216,13 @@ def job_action(request: Request, job_id: int, action: str,
                            notice=str(exc))
         if status_of(exc) >= 500:
             raise
-        return RedirectResponse(f"/jobs/{job_id}?" + urlencode({"notice": str(exc)}),
-                                status_code=303)
-    return RedirectResponse(f"/jobs/{job_id}?" + urlencode({"notice": f"job {job_id} "
-                                                            f"{done[action]}"}),
-                            status_code=303)
+        return _back_to(request, job_id, str(exc))
+    return _back_to(request, job_id, f"job {job_id} {done[action]}")
+
+
+def _back_to(request: Request, job_id: int, notice: str) -> Response:
+    signed = request.app.state.signer.notice(notice)
+    return RedirectResponse(f"/jobs/{job_id}?" + urlencode({"notice": signed}), status_code=303)
 
 
 # -- servers, groups, alerts ----------------------------------------------------------

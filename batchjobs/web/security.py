@@ -81,6 +81,20 @@ class Signer:
             return None
         return data
 
+    def notice(self, text: str) -> str:
+        """A message for the next page (after an action), signed so that no link can make
+        the console say what it did not."""
+        return self._serializer("notice").dumps(text)
+
+    def read_notice(self, signed: str | None) -> str | None:
+        if not signed:
+            return None
+        try:
+            text = self._serializer("notice").loads(signed, max_age=300)
+        except BadSignature:
+            return None
+        return text if isinstance(text, str) else None
+
     def login_token(self) -> tuple[str, str]:
         """A login form's token and the signed cookie that must come back with it."""
         token = secrets.token_urlsafe(24)

@@ -98,3 +98,13 @@ def test_a_recurring_job_s_page_lists_its_runs(client, people):
     log_in(client, "alice")
     page = client.get(f"/jobs/{job_id}").text
     assert 'data-run="1"' in page and "recurring" in page
+
+
+def test_an_action_s_outcome_is_told_and_a_forged_notice_is_not_shown(client, people):
+    job_id = api.submit(job1(), user="alice", hold=True)
+    csrf = log_in(client, "alice")
+    done = client.post(f"/jobs/{job_id}/hold", data={"csrf_token": csrf})
+    assert done.status_code == 200
+    assert f"job {job_id} is hold: only a waiting job can be held" in done.text
+    forged = client.get(f"/jobs/{job_id}", params={"notice": "call 555 now"})
+    assert "call 555 now" not in forged.text

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import schemathesis
 import uvicorn
 from hypothesis import HealthCheck, settings
 from playwright.sync_api import Browser, Page, expect, sync_playwright
@@ -186,8 +187,6 @@ def test_the_servers_page_shows_a_closed_window_as_0_threads(servers, start_serv
 
 
 # -- the API fuzzed from its own OpenAPI document -------------------------------------
-
-import schemathesis  # noqa: E402 - after the browser tests, which do not need it
 
 SCHEMA = schemathesis.openapi.from_dict(create_app().openapi())
 

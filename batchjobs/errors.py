@@ -19,7 +19,8 @@ what was wrong without parsing messages::
     │   ├── TaskNotFound         no task of that name in the job
     │   ├── ServerNotFound       no batch server with that name
     │   ├── InUse                a group or server cannot go while something uses it
-    │   └── InvalidState         hold/release/cancel/rerun does not apply to the job now
+    │   ├── InvalidState         hold/release/cancel/rerun does not apply to the job now
+    │   └── UserNotFound         no user with that name
     ├── DispatchError            a ready task could not be handed to the broker   exit 1
     ├── RunError                 a task cannot be run where it was sent            exit 1
     │   ├── ClientOnly           a client process reached a batch server
@@ -248,3 +249,11 @@ class InvalidSchedule(ConfigError):
         self.value = value
         super().__init__(f"{field} {value!r}: {message}" if value is not None else message,
                          name=field)
+
+
+class UserNotFound(StoreError):
+    """Raised when no user has the given name (``batchjobs user add`` creates one)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(f"no user named {name!r} (add one with: batchjobs user add {name})")

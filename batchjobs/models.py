@@ -181,6 +181,9 @@ class User(Base):
     name: Mapped[str] = mapped_column(String(200), primary_key=True)
     email: Mapped[str | None] = mapped_column(String(320))
     created_at: Mapped[datetime]
+    #: ``admin``, ``operator`` or ``user`` (:mod:`batchjobs.auth`); an argon2 hash or None.
+    role: Mapped[str] = mapped_column(String(16), default="user", server_default="user")
+    password_hash: Mapped[str | None] = mapped_column(Text)
 
 
 class Alert(Base):
@@ -312,3 +315,31 @@ class Attempt(Base):
     message_id: Mapped[str | None] = mapped_column(String(64))
 
     __table_args__ = (UniqueConstraint("task_id", "number", name="uq_attempts_task_id_number"),)
+
+
+# -- users' rights (web console and HTTP API) ---------------------------------------
+
+
+class ApiToken(Base):
+    """A bearer token of a user for the HTTP API; only its SHA-256 is kept.
+
+    A token is 32 random bytes, so a fast hash suffices (nothing to guess from it) and
+    lets a request find its token by the hash alone.
+    """
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user: Mapped[str] = mapped_column(ForeignKey("users.name", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime]
+
+
+class Secret(Base):
+    """A value generated once for the installation, e.g. the session signing key."""
+
+    __tablename__ = "secrets"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime]

@@ -80,6 +80,9 @@ class Settings:
     #: Bytes of log (logging records, stdout, stderr) kept per attempt at most
     #: (``BATCHJOBS_ATTEMPT_LOG_LIMIT``); beyond it the middle is cut, and marked.
     attempt_log_limit: int = ATTEMPT_LOG_LIMIT
+    #: Signs the web console's session cookies; None = a key generated once and kept in
+    #: the database (:func:`batchjobs.auth.signing_key`).
+    secret_key: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -98,7 +101,8 @@ class Settings:
                    celery_config=env.get("BATCHJOBS_CELERY_CONFIG") or CELERY_CONFIG,
                    schedule_offset=_offset(env, "BATCHJOBS_SCHEDULE_OFFSET"),
                    attempt_log_limit=_count(env, "BATCHJOBS_ATTEMPT_LOG_LIMIT",
-                                            ATTEMPT_LOG_LIMIT))
+                                            ATTEMPT_LOG_LIMIT),
+                   secret_key=env.get("BATCHJOBS_SECRET_KEY") or None)
 
     @property
     def embedded_broker(self) -> bool:
@@ -176,7 +180,8 @@ _ENV_KEYS = ("BATCHJOBS_HOME", "BATCHJOBS_DATABASE_URL", "BATCHJOBS_BROKER_URL",
              "BATCHJOBS_IMPORTS", "BATCHJOBS_REPUBLISH_AFTER", "BATCHJOBS_SERVER_TIMEOUT",
              "BATCHJOBS_QUEUE_DEPTH", "BATCHJOBS_CELERY_CONFIG", "BATCHJOBS_SCHEDULE_OFFSET",
              "BATCHJOBS_ATTEMPT_LOG_LIMIT",
-             "BATCHJOBS_SMTP_URL", "BATCHJOBS_ALERT_EMAIL_FROM", "BATCHJOBS_ALERT_WEBHOOK")
+             "BATCHJOBS_SMTP_URL", "BATCHJOBS_ALERT_EMAIL_FROM", "BATCHJOBS_ALERT_WEBHOOK",
+             "BATCHJOBS_SECRET_KEY")
 _cache: dict[tuple[str | None, ...], Settings] = {}
 
 

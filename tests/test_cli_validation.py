@@ -236,7 +236,8 @@ def test_users_history_and_alerts_from_the_cli(home, tmp_path):
     bad = run("user", "add", "bob", "--email", "not-an-address")
     assert bad.exit_code == 2 and "not-an-address" in bad.stderr
     assert json.loads(run("user", "list", "--json").stdout) == [
-        {"name": "alice", "email": "alice@example.test"}]
+        {"name": "alice", "email": "alice@example.test", "role": "user", "password_set": False,
+         "tokens": 0}]
 
     path = tmp_path / "job.yaml"
     path.write_text("description: nightly\nrecurrence: {cron: '0 2 * * *', timezone: "

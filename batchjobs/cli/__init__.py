@@ -23,7 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "housekeeper": ("housekeeper", "housekeeper"),
     # The housekeeper's former name, kept for the units and scripts that use it.
     "coordinator": ("housekeeper", "housekeeper"),
-    "demo": ("demo", "demo"),
+    "demo": ("demo", "demo"), "web": ("web", "web"),
 }
 
 

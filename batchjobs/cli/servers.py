@@ -124,6 +124,38 @@ def remove_server(name: str) -> None:
     click.echo(f"removed {name}")
 
 
+@server.command(name="preview")
+@click.argument("name", required=False)
+@click.option("--hours", type=int, default=24, show_default=True,
+              help="How far ahead (1-168 hours).")
+@json_option
+@reports_errors
+def preview_capacity(name: str | None, hours: int, as_json: bool) -> None:
+    """Threads of each server (or of server NAME) and of each group over the next hours.
+
+    Each line is a change: its local time in the server's zone, its UTC time and the
+    threads from then on; the first line is now.
+
+    \b
+    Examples:
+      batchjobs server preview
+      batchjobs server preview AOS1 --hours 48 --json
+    """
+    from ..capacity import server_preview
+
+    data = server_preview(name, hours=hours)
+    if as_json:
+        echo_json(data)
+        return
+    for kind in ("servers", "groups"):
+        for row in data[kind]:
+            click.echo(f"{kind[:-1]} {row['name']} ({row['timezone']})")
+            for change in row["changes"]:
+                click.echo(f"  {change['local'][:16].replace('T', ' ')} local  "
+                           f"{change['at'][:16].replace('T', ' ')} UTC  "
+                           f"{change['threads']:>4} threads")
+
+
 def _show(name: str, as_json: bool) -> None:
     row = servers.show_server(name)
     if as_json:

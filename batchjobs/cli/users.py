@@ -1,36 +1,122 @@
-"""``user add`` and ``user list``: the users jobs run as, and their alert email."""
+"""``batchjobs user``: the users jobs run as, their alert email, role, password and tokens."""
 
 from __future__ import annotations
 
+import functools
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
+
 import click
 
-from .. import users
-from .common import echo_json, json_option, reports_errors
+from .. import auth, users
+from ..errors import UserNotFound
+from .common import EXIT_INVALID, echo_json, json_option, reports_errors
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_role_option = click.option("--role", type=click.Choice([r.value for r in auth.Role]),
+                            default=None, help="admin, operator or user (a new user: user).")
+
+
+def _unknown_user_is_bad_input(fn: F) -> F:
+    """An unknown user name is bad input (exit 2), like an unknown job id."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except UserNotFound as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(EXIT_INVALID)
+
+    return wrapper  # type: ignore[return-value]
 
 
 @click.group()
 def user() -> None:
-    """Users jobs run as (their email receives alerts)."""
+    """Users: who jobs run as, their alert email, their role in the web console.
+
+    \b
+    Examples:
+      batchjobs user add alice --email alice@example.com --role operator
+      printf '%s' "$PASSWORD" | batchjobs user password alice
+      batchjobs user token alice      # prints a new API token once
+    """
 
 
 @user.command(name="add")
 @click.argument("name")
 @click.option("--email", default=None, help="Where this user's alerts are sent.")
+@_role_option
+@json_option
 @reports_errors
-def add(name: str, email: str | None) -> None:
-    """Add user NAME (or change their email)."""
-    row = users.add_user(name, email=email)
-    click.echo(f"user {row['name']} <{row['email'] or 'no email'}>")
+def add(name: str, email: str | None, role: str | None, as_json: bool) -> None:
+    """Add user NAME (or change their email or role)."""
+    _print(users.add_user(name, email=email, role=role), as_json)
+
+
+@user.command(name="set")
+@click.argument("name")
+@click.option("--role", type=click.Choice([r.value for r in auth.Role]), required=True,
+              help="admin, operator or user.")
+@json_option
+@reports_errors
+@_unknown_user_is_bad_input
+def set_user(name: str, role: str, as_json: bool) -> None:
+    """Give user NAME another role."""
+    _print(users.set_role(name, role), as_json)
+
+
+@user.command(name="password")
+@click.argument("name")
+@reports_errors
+@_unknown_user_is_bad_input
+def password(name: str) -> None:
+    """Set NAME's web console password, read from standard input (prompted on a terminal)."""
+    stdin = click.get_text_stream("stdin")
+    if stdin.isatty():
+        secret = click.prompt("password", hide_input=True, confirmation_prompt=True)
+    else:
+        secret = stdin.read().removesuffix("\n").removesuffix("\r")
+    auth.set_password(name, secret)
+    click.echo(f"password of {name} set")
+
+
+@user.command(name="token")
+@click.argument("name")
+@reports_errors
+@_unknown_user_is_bad_input
+def token(name: str) -> None:
+    """Print a new API token for NAME (shown this once; only its hash is kept)."""
+    click.echo(auth.new_token(name))
+
+
+@user.command(name="revoke")
+@click.argument("name")
+@reports_errors
+@_unknown_user_is_bad_input
+def revoke(name: str) -> None:
+    """Revoke every API token of NAME."""
+    count = auth.revoke_tokens(name)
+    click.echo(f"revoked {count} token(s) of {name}")
 
 
 @user.command(name="list")
 @json_option
 @reports_errors
 def list_users(as_json: bool) -> None:
-    """List users."""
+    """List users with their role."""
     rows = users.list_users()
     if as_json:
         echo_json(rows)
         return
     for r in rows:
-        click.echo(f"{r['name']:<20} {r['email'] or '-'}")
+        click.echo(f"{r['name']:<20} {r['role']:<9} {r['email'] or '-'}")
+
+
+def _print(row: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        echo_json(row)
+        return
+    click.echo(f"user {row['name']} <{row['email'] or 'no email'}> {row['role']}")

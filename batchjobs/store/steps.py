@@ -295,7 +295,7 @@ def of(bind: Engine | Connection | Session | Executor) -> Steps:
     """The steps of the database an engine, connection or session talks to."""
     if isinstance(bind, Session):
         bind = bind.get_bind()
-    dialect = bind.dialect
+    dialect: Any = getattr(bind, "dialect", None)
     return _of_kind(dialect.name)
 
 

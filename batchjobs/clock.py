@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 
 def _system_now() -> datetime:
@@ -22,6 +22,13 @@ def set_clock(fn: Callable[[], datetime] | None) -> None:
     """Replace the clock (``None`` restores the system clock)."""
     global _now
     _now = fn or _system_now
+
+
+def shift(seconds: float) -> None:
+    """Run this process on a clock ``seconds`` off the system's (a host whose clock is
+    wrong: ``BATCHJOBS_CLOCK_OFFSET``, for tests)."""
+    offset = timedelta(seconds=seconds)
+    set_clock(lambda: _system_now() + offset)
 
 
 def iso(value: datetime | None) -> str | None:

@@ -126,8 +126,8 @@ def register_worker(name: str, groups: Sequence[str], threads: int,
     """A worker starts: its record if it has one, else a new record from the worker's own
     groups and threads (groups it names are created: starting a worker is how a host
     joins)."""
-    now = clock.now()
     with store.transaction(settings) as session:
+        now = store.now(session)
         server = session.get(BatchServer, name)
         if server is None:
             for group in sorted(set(groups) - existing_groups(session, list(groups))):
@@ -148,7 +148,7 @@ def beat(name: str, *, alive: bool = True, settings: Settings | None = None) -> 
     with store.transaction(settings) as session:
         server = session.get(BatchServer, name)
         if server is not None:
-            server.heartbeat_at = clock.now() if alive else None
+            server.heartbeat_at = store.now(session) if alive else None
             if not alive:
                 server.applied_threads = None
                 server.applied_groups = []
@@ -171,7 +171,7 @@ def remove_server(name: str, *, settings: Settings | None = None) -> None:
         server = session.get(BatchServer, name)
         if server is None:
             raise ServerNotFound(name)
-        if _live(server, clock.now(), settings):
+        if _live(server, store.now(session), settings):
             raise InUse("batch server", name, ["its running worker (stop it first)"])
         session.delete(server)
 
@@ -179,8 +179,8 @@ def remove_server(name: str, *, settings: Settings | None = None) -> None:
 def list_servers(*, settings: Settings | None = None) -> list[dict[str, Any]]:
     """Every server: record, ``live``, ``threads_now`` and ``running`` (tasks executing)."""
     settings = settings or get_settings()
-    now = clock.now()
     with store.read_session(settings) as session:
+        now = store.now(session)
         servers = session.execute(select(BatchServer).order_by(BatchServer.name)).scalars().all()
         running = _running(session)
         return [_view(s, now, running.get(s.name, 0), settings) for s in servers]
@@ -188,8 +188,8 @@ def list_servers(*, settings: Settings | None = None) -> list[dict[str, Any]]:
 
 def show_server(name: str, *, settings: Settings | None = None) -> dict[str, Any]:
     settings = settings or get_settings()
-    now = clock.now()
     with store.read_session(settings) as session:
+        now = store.now(session)
         server = session.get(BatchServer, name)
         if server is None:
             raise ServerNotFound(name)
@@ -206,6 +206,8 @@ def _running(session: Session, name: str | None = None) -> dict[str, int]:
 
 
 def _live(server: BatchServer, now: datetime, settings: Settings) -> bool:
+    """Whether the server's last heartbeat is recent; ``now`` is the database's clock, the
+    one its heartbeats were written with."""
     within = timedelta(seconds=LIVE_HEARTBEATS * settings.heartbeat_interval)
     return server.heartbeat_at is not None and now - server.heartbeat_at <= within
 

@@ -80,6 +80,9 @@ class Settings:
     #: Bytes of log (logging records, stdout, stderr) kept per attempt at most
     #: (``BATCHJOBS_ATTEMPT_LOG_LIMIT``); beyond it the middle is cut, and marked.
     attempt_log_limit: int = ATTEMPT_LOG_LIMIT
+    #: Seconds a batch server's own clock is shifted by (``BATCHJOBS_CLOCK_OFFSET``): a
+    #: test's way to run a server on a host whose clock is wrong.
+    clock_offset: float = 0.0
     #: Signs the web console's session cookies; None = a key generated once and kept in
     #: the database (:func:`batchjobs.auth.signing_key`).
     secret_key: str | None = None
@@ -102,6 +105,7 @@ class Settings:
                    schedule_offset=_offset(env, "BATCHJOBS_SCHEDULE_OFFSET"),
                    attempt_log_limit=_count(env, "BATCHJOBS_ATTEMPT_LOG_LIMIT",
                                             ATTEMPT_LOG_LIMIT),
+                   clock_offset=_offset(env, "BATCHJOBS_CLOCK_OFFSET"),
                    secret_key=env.get("BATCHJOBS_SECRET_KEY") or None)
 
     @property
@@ -179,7 +183,7 @@ def _count(env: Mapping[str, str], name: str, default: int) -> int:
 _ENV_KEYS = ("BATCHJOBS_HOME", "BATCHJOBS_DATABASE_URL", "BATCHJOBS_BROKER_URL",
              "BATCHJOBS_IMPORTS", "BATCHJOBS_REPUBLISH_AFTER", "BATCHJOBS_SERVER_TIMEOUT",
              "BATCHJOBS_QUEUE_DEPTH", "BATCHJOBS_CELERY_CONFIG", "BATCHJOBS_SCHEDULE_OFFSET",
-             "BATCHJOBS_ATTEMPT_LOG_LIMIT",
+             "BATCHJOBS_ATTEMPT_LOG_LIMIT", "BATCHJOBS_CLOCK_OFFSET",
              "BATCHJOBS_SMTP_URL", "BATCHJOBS_ALERT_EMAIL_FROM", "BATCHJOBS_ALERT_WEBHOOK",
              "BATCHJOBS_SECRET_KEY")
 _cache: dict[tuple[str | None, ...], Settings] = {}

@@ -17,7 +17,7 @@ from typing import Any
 from celery import signals
 from celery.worker.control import control_command
 
-from . import queues, store
+from . import clock, queues, store
 from .controller import APPLY_COMMAND, apply, schedule_clock
 from .coordinator.sweeps import fail_own_attempts
 from .housekeeper import HousekeeperProcess
@@ -51,6 +51,15 @@ def batchjobs_apply(state: Any, groups: list[str] | None = None, threads: int = 
 
 
 _housekeepers: list[HousekeeperProcess] = []
+
+
+@signals.worker_init.connect
+def _on_worker_init(**_: Any) -> None:
+    """Before the pool starts: the server's clock (shifted only where a test says so)."""
+    settings = get_settings()
+    if settings.clock_offset:
+        clock.shift(settings.clock_offset)
+        log.warning("this batch server's clock runs %+gs off the system's", settings.clock_offset)
 
 
 @signals.worker_ready.connect

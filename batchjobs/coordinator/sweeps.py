@@ -48,7 +48,7 @@ def start_due_jobs(settings: Settings, broker: Broker) -> None:
 def due_jobs(session: Session, limit: int = 100) -> list[int]:
     """Ids of waiting jobs whose start time has come."""
     return list(session.execute(
-        select(Job.id).where(Job.status == JobStatus.WAITING, Job.run_at <= clock.now())
+        select(Job.id).where(Job.status == JobStatus.WAITING, Job.run_at <= store.now(session))
         .order_by(Job.run_at).limit(limit)
     ).scalars())
 
@@ -74,7 +74,8 @@ def fail_lost_attempts(settings: Settings, broker: Broker) -> None:
     left), so a crash never leaves a task executing forever."""
     timeout = settings.server_timeout
     with store.read_session(settings) as session:
-        lost = lost_attempts(session, dead_before=clock.now() - timedelta(seconds=timeout))
+        dead_before = store.now(session) - timedelta(seconds=timeout)
+        lost = lost_attempts(session, dead_before=dead_before)
     fail_attempts(lost, f"stopped (no heartbeat for {timeout:g}s)", settings)
 
 

@@ -19,6 +19,7 @@ import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Engine
@@ -31,7 +32,7 @@ from .schema import SCHEMA_REVISION, current_revision, ensure_schema, head_revis
 from .steps import Executor, Steps
 
 __all__ = ["SCHEMA_REVISION", "Executor", "Steps", "allocate_ids", "atomic", "create_engine",
-           "current_revision", "get_engine", "head_revision", "insert_many", "read_session",
+           "current_revision", "get_engine", "head_revision", "insert_many", "now", "read_session",
            "reset_engines", "session_factory", "transaction", "upgrade"]
 
 _lock = threading.Lock()
@@ -124,6 +125,12 @@ def read_session(settings: Settings | None = None, *, create: bool = False,
     finally:
         session.rollback()
         session.close()
+
+
+def now(session: Session) -> datetime:
+    """The database's clock: what every comparison of instants written by different hosts
+    uses (due jobs, heartbeats, server timeouts)."""
+    return steps.of(session).now(session.connection())
 
 
 def allocate_ids(session: Session, table: str, count: int) -> list[int]:

@@ -17,6 +17,7 @@ choose some        ``id = ANY(ARRAY(… SKIP LOCKED))``      a CTE and ``IN`` (o
 allocate ids       the table's sequence                    after ``MAX(id)`` (one writer)
 insert many        ``COPY`` from 500 rows                  ``executemany``
 schema lock        advisory lock                           ``flock`` beside the file
+now                the server's ``statement_timestamp()``  this host's clock (one host)
 =================  ======================================  ==================================
 """
 
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+from datetime import UTC, datetime
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -54,6 +56,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
+from .. import clock
 from ..status import ConditionType, Outcome, TaskStatus
 from . import fastpath
 from . import statements as sql
@@ -85,6 +88,12 @@ class Steps(ABC):
     def exists(self, url: str) -> bool:
         """Whether the database ``url`` names is there already (a server always is)."""
         return True
+
+    def now(self, conn: Executor) -> datetime:
+        """The database's current instant: what instants written by different hosts
+        (heartbeats, due times) are compared with, so that a host whose clock is off
+        neither starts jobs early nor takes a live server for dead."""
+        return clock.now()
 
     @abstractmethod
     def schema_lock(self, engine: Engine, conn: Connection) -> Any:
@@ -150,6 +159,10 @@ class PostgreSQL(Steps):
         finally:
             conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": SCHEMA_LOCK_KEY})
             conn.commit()
+
+    def now(self, conn: Executor) -> datetime:
+        value: datetime = conn.execute(_DATABASE_NOW).scalar_one()
+        return value.astimezone(UTC)
 
     @contextmanager
     def atomic(self, engine: Engine) -> Iterator[Executor]:
@@ -375,4 +388,7 @@ def _when(condition: Any, then: Any, otherwise: Any) -> Any:
 
 
 _CLAIM_ONE_STATEMENT = _claim_cte()
+#: ``statement_timestamp()``: the instant the statement began on the server (``now()`` would
+#: be the start of a transaction that may have begun a while ago).
+_DATABASE_NOW = select(func.statement_timestamp())
 _SUCCESS = _success_statement()

@@ -89,7 +89,7 @@ def _on_worker_shutdown(**_: Any) -> None:
         keeper.stop()
         try:
             beat(keeper.name, alive=False)
-        except Exception:  # noqa: BLE001 - shutting down; the heartbeat simply ages
+        except Exception:
             log.exception("could not mark %s stopped", keeper.name)
 
 

@@ -25,10 +25,10 @@ from __future__ import annotations
 
 import fcntl
 import json
-from datetime import UTC, datetime
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Iterable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
@@ -42,8 +43,9 @@ def publish(dispatches: Iterable[Dispatch], *, settings: Settings | None = None)
     """Publish each ready task on its group's queue, over one producer; return the count.
 
     The message carries ids only (the process and its kwargs are read from the
-    database by the server that claims the task); job, task name and process are
-    added as keyword arguments so Flower shows what each message is.
+    database by the server that claims the task). So that Flower's task list shows what
+    each message is, its Celery task is named after the process and its id starts with
+    the job's id and the task's name (:func:`message_id`).
 
     Messages go out in pipelined batches where the transport can (kombu's
     ``Producer.batch``: Redis), one round trip per ``settings.publish_batch`` messages
@@ -60,12 +62,18 @@ def publish(dispatches: Iterable[Dispatch], *, settings: Settings | None = None)
     with app.producer_or_acquire() as producer, _batch(producer, size):
         for d in dispatches:
             app.send_task(
-                RUN_TASK, args=[d.task_id],
-                kwargs={"job": d.job_id, "task": d.name, "process": d.process},
-                queue=queue_name(d.group), routing_key=queue_name(d.group), producer=producer,
+                d.process, args=[d.task_id], kwargs={"job": d.job_id, "task": d.name},
+                task_id=message_id(d), queue=queue_name(d.group),
+                routing_key=queue_name(d.group), producer=producer,
             )
     log.debug("published %d task(s)", len(dispatches))
     return len(dispatches)
+
+
+def message_id(dispatch: Dispatch) -> str:
+    """A message's (Celery task's) id: ``<job id>:<task name>:<unique>``, so that a list of
+    messages (Flower's) says which job and task each one is."""
+    return f"{dispatch.job_id}:{dispatch.name}:{uuid.uuid4().hex[:12]}"
 
 
 def _batch(producer: Any, size: int) -> AbstractContextManager[Any]:

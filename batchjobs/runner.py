@@ -18,6 +18,7 @@ from .app import app
 from .coordinator import claim, record
 from .errors import TaskFailed
 from .execution import execute
+from .processes import registered
 from .settings import get_settings
 from .status import Outcome
 
@@ -29,10 +30,14 @@ def server_name(hostname: str | None) -> str:
     return (hostname or "unknown").split("@", 1)[0]
 
 
-@app.task(name=queues.RUN_TASK, bind=True, acks_late=True, ignore_result=True,
-          throws=(TaskFailed,))
-def run(self: Any, task_id: int, *, job: int, task: str = "", process: str = "") -> str:
-    """Run one batch task; ``task`` and ``process`` are informative (for Flower)."""
+#: Options of every Celery task a batch server runs.
+OPTIONS: dict[str, Any] = {"bind": True, "acks_late": True, "ignore_result": True,
+                           "throws": (TaskFailed,)}
+
+
+def _run(self: Any, task_id: int, *, job: int, task: str = "", process: str = "") -> str:
+    """Run one batch task (the message's ``task`` names it, for Flower; its process is the
+    database's word, not the message's)."""
     server = server_name(self.request.hostname)
     settings = get_settings()    # once per task: reading it means reading the environment
     claimed = claim(task_id, job, server, self.request.id, settings=settings)
@@ -50,3 +55,21 @@ def run(self: Any, task_id: int, *, job: int, task: str = "", process: str = "")
         raise TaskFailed(job_id=claimed.job_id, task=claimed.name, attempt=claimed.attempt,
                          error=result.error or "") from result.exception
     return result.outcome.value
+
+
+#: The task of messages that name no process (published before processes had their own).
+run = app.task(name=queues.RUN_TASK, **OPTIONS)(_run)
+
+
+def register_processes() -> list[str]:
+    """One Celery task per registered batchable process, each named after it and running
+    the same :func:`_run`: Flower's task list (name, UUID, state, worker: no arguments)
+    then names the process, and the message's id names the job and the task
+    (:func:`queues.message_id`). Called when a server starts, after its processes'
+    modules (``BATCHJOBS_IMPORTS``) are imported."""
+    added = []
+    for name in registered():
+        if name not in app.tasks:
+            app.task(name=name, **OPTIONS)(_run)
+            added.append(name)
+    return added

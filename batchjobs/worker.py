@@ -10,6 +10,7 @@ running, and starts its housekeeper process (:mod:`batchjobs.housekeeper`).
 
 from __future__ import annotations
 
+import importlib
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -19,11 +20,13 @@ from celery.worker.control import control_command
 
 from . import clock, queues, store
 from .controller import APPLY_COMMAND, apply, schedule_clock
+from .coordinator import claim, record
 from .coordinator.sweeps import fail_own_attempts
 from .housekeeper import HousekeeperProcess
-from .runner import server_name
+from .runner import register_processes, server_name
 from .servers import beat, record_applied, register_worker
 from .settings import get_settings
+from .status import Outcome
 
 log = logging.getLogger(__name__)
 
@@ -55,11 +58,40 @@ _housekeepers: list[HousekeeperProcess] = []
 
 @signals.worker_init.connect
 def _on_worker_init(**_: Any) -> None:
-    """Before the pool starts: the server's clock (shifted only where a test says so)."""
+    """Before the pool starts: the processes this server runs (the modules of
+    ``BATCHJOBS_IMPORTS`` and the shipped examples), each with its own Celery task; the
+    server's clock (shifted only where a test says so)."""
     settings = get_settings()
+    for module in ("batchjobs.examples", *settings.imports):
+        importlib.import_module(module)
+    register_processes()
     if settings.clock_offset:
         clock.shift(settings.clock_offset)
         log.warning("this batch server's clock runs %+gs off the system's", settings.clock_offset)
+
+
+@signals.task_unknown.connect
+def _on_unknown_task(sender: Any = None, message: Any = None, name: str | None = None,
+                     id: str | None = None, **_: Any) -> None:
+    """A message for a process this server does not know (its module is not among the
+    server's ``BATCHJOBS_IMPORTS``): Celery drops the message; the attempt fails with the
+    reason (and is retried if retries are left), instead of the task waiting forever."""
+    try:
+        args, kwargs = message.payload[0], message.payload[1]
+        task_id, job_id = int(args[0]), int(kwargs["job"])
+    except (AttributeError, IndexError, KeyError, TypeError, ValueError):
+        log.error("dropped a message for unknown task %r that is not a batch task", name)
+        return
+    settings = get_settings()
+    server = server_name(getattr(sender, "hostname", None))
+    claimed = claim(task_id, job_id, server, id, settings=settings)
+    if claimed is None:
+        return
+    error = (f"process {name!r} is not known on batch server {server}: list its module in "
+             "that server's BATCHJOBS_IMPORTS")
+    log.warning("task %r of job %s: %s", claimed.name, job_id, error)
+    queues.publish(record(task_id, claimed.attempt, Outcome.ERROR, error,
+                          settings=settings), settings=settings)
 
 
 @signals.worker_ready.connect

@@ -29,7 +29,9 @@ PG_URL = os.environ.get("BATCHJOBS_TEST_PG",
 PG_SCHEMA = "batchjobs_test"
 REDIS_URL = os.environ.get("BATCHJOBS_TEST_REDIS", "redis://127.0.0.1:6379/15")
 BACKEND_VARS = ("BATCHJOBS_DATABASE_URL", "BATCHJOBS_BROKER_URL", "BATCHJOBS_HOME",
-                "BATCHJOBS_REPUBLISH_AFTER", "BATCHJOBS_SERVER_TIMEOUT")
+                "BATCHJOBS_REPUBLISH_AFTER", "BATCHJOBS_SERVER_TIMEOUT", "BATCHJOBS_IMPORTS")
+#: The test processes every batch server of the tests knows (as an operator lists theirs).
+TEST_PROCESSES = "tests.processes.samples,tests.processes.context"
 
 
 @dataclass
@@ -64,7 +66,7 @@ def backend(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
     home = tmp_path_factory.mktemp(request.param)
     # Short recovery delays so the crash tests finish quickly.
     env = {"BATCHJOBS_HOME": str(home), "BATCHJOBS_REPUBLISH_AFTER": "1",
-           "BATCHJOBS_SERVER_TIMEOUT": "3"}
+           "BATCHJOBS_SERVER_TIMEOUT": "3", "BATCHJOBS_IMPORTS": TEST_PROCESSES}
     if request.param == "redis-pg":
         env["BATCHJOBS_DATABASE_URL"] = reset_postgres()
         env["BATCHJOBS_BROKER_URL"] = REDIS_URL

@@ -98,8 +98,8 @@ def test_workers_send_task_events_naming_job_task_process_and_server(servers):
         finally:
             receiver.should_stop = True
             thread.join(10)
-    assert event["name"] == "batchjobs.run"
+    assert event["name"] == "batchjobs.examples.noop"        # the process, as Flower lists it
+    assert event["uuid"].startswith(f"{job_id}:watched:")     # job and task, in the task id
     assert "'task': 'watched'" in event["kwargs"]
-    assert "batchjobs.examples.noop" in event["kwargs"]
     assert done["hostname"].split("@")[0] == by_name(batchjobs.status(job_id))["watched"]["server"]
     assert "failed on purpose" in failed["exception"]

@@ -15,41 +15,19 @@ figures are what the records ask for, live or not (``live`` says whether a serve
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from . import clock, servers
 from .errors import InvalidValue
-from .schedule import Window, next_change, threads_at, windows_from_json
+from .schedule import windows_from_json
+from .servers import ServerConfig
 from .settings import Settings
 
 #: Longest preview: a week shows every daily pattern and its weekend and DST turns.
 MAX_HOURS = 168
 DEFAULT_HOURS = 24
-
-
-@dataclass(frozen=True)
-class _Server:
-    name: str
-    groups: tuple[str, ...]
-    zone: ZoneInfo
-    windows: tuple[Window, ...]
-    threads: int
-    live: bool
-
-    def threads_at(self, instant: datetime) -> int:
-        return threads_at(self.windows, self.zone, instant, default=self.threads)
-
-    def changes(self, start: datetime, end: datetime) -> list[datetime]:
-        """``start`` and every instant before ``end`` at which the threads change."""
-        instants = [start]
-        while True:
-            after = next_change(self.windows, self.zone, instants[-1], default=self.threads)
-            if after is None or after >= end:
-                return instants
-            instants.append(after)
 
 
 def check_hours(hours: object) -> int:
@@ -65,11 +43,10 @@ def _change(instant: datetime, zone: ZoneInfo, threads: int) -> dict[str, Any]:
             "local": instant.astimezone(zone).isoformat(), "threads": threads}
 
 
-def _server(record: Mapping[str, Any]) -> _Server:
-    return _Server(name=record["name"], groups=tuple(record["groups"]),
-                   zone=ZoneInfo(record["timezone"]),
-                   windows=windows_from_json(record.get("schedule") or []),
-                   threads=record["threads"], live=bool(record.get("live", False)))
+def _server(record: Mapping[str, Any]) -> ServerConfig:
+    return ServerConfig(name=record["name"], groups=tuple(record["groups"]),
+                        threads=record["threads"], timezone=record["timezone"],
+                        windows=windows_from_json(record.get("schedule") or []))
 
 
 def preview(records: Sequence[Mapping[str, Any]], *, now: datetime,
@@ -85,13 +62,15 @@ def preview(records: Sequence[Mapping[str, Any]], *, now: datetime,
     start = now.astimezone(UTC)
     end = start + timedelta(hours=hours)
     parsed = [_server(r) for r in records]
+    live = {r["name"]: bool(r.get("live", False)) for r in records}
     server_rows = []
     instants: dict[str, list[datetime]] = {}
     for s in parsed:
         instants[s.name] = s.changes(start, end)
-        server_rows.append({"name": s.name, "timezone": s.zone.key, "groups": list(s.groups),
-                            "live": s.live,
-                            "changes": [_change(t, s.zone, s.threads_at(t))
+        zone = ZoneInfo(s.timezone)
+        server_rows.append({"name": s.name, "timezone": s.timezone, "groups": list(s.groups),
+                            "live": live[s.name],
+                            "changes": [_change(t, zone, s.threads_at(t))
                                         for t in instants[s.name]]})
     names = sorted({g for s in parsed for g in s.groups}) if groups is None else list(groups)
     group_rows = [_group(name, [s for s in parsed if name in s.groups], instants, start)
@@ -100,9 +79,9 @@ def preview(records: Sequence[Mapping[str, Any]], *, now: datetime,
             "groups": group_rows}
 
 
-def _group(name: str, members: list[_Server], instants: Mapping[str, list[datetime]],
+def _group(name: str, members: list[ServerConfig], instants: Mapping[str, list[datetime]],
            start: datetime) -> dict[str, Any]:
-    zones = {s.zone.key for s in members}
+    zones = {s.timezone for s in members}
     zone = ZoneInfo(zones.pop()) if len(zones) == 1 else ZoneInfo("UTC")
     changes: list[dict[str, Any]] = []
     for instant in sorted({start, *(t for s in members for t in instants[s.name])}):

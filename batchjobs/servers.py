@@ -23,6 +23,7 @@ from .groups import check_name, existing_groups
 from .models import Attempt, BatchGroup, BatchServer, ServerGroup
 from .schedule import (
     Window,
+    next_change,
     parse_schedule,
     parse_timezone,
     threads_at,
@@ -51,6 +52,16 @@ class ServerConfig:
     def threads_at(self, instant: datetime) -> int:
         """Threads the schedule allows at ``instant`` (``threads`` all day without one)."""
         return threads_at(self.windows, ZoneInfo(self.timezone), instant, default=self.threads)
+
+    def changes(self, start: datetime, end: datetime) -> list[datetime]:
+        """``start`` and every instant before ``end`` at which the threads change."""
+        zone = ZoneInfo(self.timezone)
+        instants = [start]
+        while True:
+            after = next_change(self.windows, zone, instants[-1], default=self.threads)
+            if after is None or after >= end:
+                return instants
+            instants.append(after)
 
     @property
     def most_threads(self) -> int:

@@ -18,7 +18,7 @@ app.conf.update(
     task_serializer="json", result_serializer="json", event_serializer="json",
     accept_content=["json"], result_accept_content=["json"],
 )
-app.conf.include = ["batchjobs.runner", "batchjobs.worker"]
+app.conf.include = ["batchjobs.runner", "batchjobs.worker", "batchjobs.logfilters"]
 
 
 def configure(settings: Settings | None = None) -> None:

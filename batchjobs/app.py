@@ -18,7 +18,8 @@ app.conf.update(
     task_serializer="json", result_serializer="json", event_serializer="json",
     accept_content=["json"], result_accept_content=["json"],
 )
-app.conf.include = ["batchjobs.runner", "batchjobs.worker", "batchjobs.logfilters"]
+app.conf.include = ["batchjobs.runner", "batchjobs.worker", "batchjobs.logfilters",
+                    "batchjobs.metrics"]
 
 
 def configure(settings: Settings | None = None) -> None:

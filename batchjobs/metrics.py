@@ -204,6 +204,14 @@ def _seconds(start: datetime, end: datetime) -> float:
     return max((end - start).total_seconds(), 0.0)
 
 
+def installation_registry(app: Any) -> CollectorRegistry:
+    """A registry of the installation-wide figures alone, for a process that is no batch
+    server (the web console can serve it with ``prometheus_client.make_wsgi_app``)."""
+    registry = CollectorRegistry()
+    registry.register(InstallationCollector(app))
+    return registry
+
+
 class MetricsServer:
     """``/metrics`` and ``/healthz`` of one batch server, in a daemon thread."""
 

@@ -29,3 +29,27 @@ def test_the_filter_drops_the_revoke_warning_only():
                            "No result backend is configured.\nPlease see the documentation"))
     assert keep(record("Failed to mark task %s as revoked in backend: %s", "abc", "timeout"))
     assert keep(record("Terminating %s (%s)", "abc", 15))
+
+
+def test_the_installation_registry_reads_the_figures_of_an_empty_installation(tmp_path,
+                                                                             monkeypatch):
+    from prometheus_client import generate_latest
+
+    from batchjobs import store
+    from batchjobs.app import app, configure
+    from batchjobs.metrics import installation_registry
+
+    monkeypatch.delenv("BATCHJOBS_DATABASE_URL", raising=False)
+    monkeypatch.delenv("BATCHJOBS_BROKER_URL", raising=False)
+    monkeypatch.setenv("BATCHJOBS_HOME", str(tmp_path))
+    configure()
+    store.reset_engines()
+    try:
+        text = generate_latest(installation_registry(app)).decode()
+    finally:
+        store.reset_engines()
+        monkeypatch.undo()
+        configure()
+    assert 'batchjobs_jobs{status="ended"} 0.0' in text
+    assert 'batchjobs_ready_tasks{group="default"} 0.0' in text
+    assert 'batchjobs_queue_messages{group="default"} 0.0' in text

@@ -89,20 +89,24 @@ class InstallationCollector(Collector):
                         {g: ready.get(g, 0) for g in sorted({*groups, *ready})})
         yield _by_label("batchjobs_queue_messages",
                         "Messages waiting on each batch group's broker queue.", "group",
-                        {g: self.queue_length(queues.queue_name(g)) for g in groups})
+                        self.queue_lengths(groups))
         yield _by_label("batchjobs_alert_deliveries", "Alert deliveries by status "
                         "(failed: given up after every retry).", "status",
                         {s: deliveries.get(s, 0) for s in sorted({*DELIVERY_STATUSES,
                                                                   *deliveries})})
         yield from _server_gauges(servers.list_servers())
 
-    def queue_length(self, queue: str) -> int:
+    def queue_lengths(self, groups: list[str]) -> dict[str, int]:
+        """Messages on each group's queue, over one broker connection."""
         with self.app.connection_for_read() as conn:
-            try:
-                return int(conn.default_channel.queue_declare(queue, passive=True)
-                           .message_count)
-            except Exception:  # noqa: BLE001 - a queue never declared holds nothing
-                return 0
+            return {group: _queue_length(conn, queues.queue_name(group)) for group in groups}
+
+
+def _queue_length(conn: Any, queue: str) -> int:
+    try:
+        return int(conn.default_channel.queue_declare(queue, passive=True).message_count)
+    except Exception:  # noqa: BLE001 - a queue never declared holds nothing
+        return 0
 
 
 def _by_label(name: str, documentation: str, label: str, values: dict[str, int],

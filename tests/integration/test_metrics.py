@@ -24,7 +24,7 @@ from batchjobs.launch import ServerProcess
 from batchjobs.models import AlertDelivery, Job, Task
 from tests.helpers import by_name, wait_for
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.rabbitmq]
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -68,10 +68,11 @@ def counts(column, *where) -> dict[str, int]:  # noqa: ANN001 - a model column
 
 @pytest.fixture
 def metered(start_server) -> Callable[..., tuple[ServerProcess, int]]:
-    def start(name: str, group: str, threads: int = 1) -> tuple[ServerProcess, int]:
+    def start(name: str, group: str, threads: int = 1,
+              env: dict[str, str] | None = None) -> tuple[ServerProcess, int]:
         port = free_port()
         proc = start_server(name, groups=[group], threads=threads,
-                            env={"BATCHJOBS_METRICS_PORT": str(port)})
+                            env={"BATCHJOBS_METRICS_PORT": str(port), **(env or {})})
         wait_for(lambda: _answers(port), timeout=60, message=f"{name} serves /healthz")
         return proc, port
     return start
@@ -87,12 +88,15 @@ def _answers(port: int) -> bool:
 def test_metrics_show_attempts_hops_running_threads_and_installation_figures(metered):
     group, idle = f"met-{uuid.uuid4().hex[:6]}", f"idle-{uuid.uuid4().hex[:6]}"
     name = f"Metered-{uuid.uuid4().hex[:6]}"
-    _, port = metered(name, group, threads=2)
-    job = JobSpec("metered")
+    # An email sink: the alert of a user without an address is a delivery failed at once
+    # (nothing is sent; the URL is never contacted).
+    _, port = metered(name, group, threads=2, env={"BATCHJOBS_SMTP_URL": "smtp://127.0.0.1:1"})
+    failed_before = figure(scrape(port), "batchjobs_alert_deliveries", status="failed")
+    job = JobSpec("metered", alert="error")
     job.add_task("A", "batchjobs.examples.sleep", kwargs={"seconds": 0.3}, group=group)
     job.add_task("B", "batchjobs.examples.noop", depends_on=["A"], group=group)
     job.add_task("C", "batchjobs.examples.fail", depends_on=["B"], group=group)
-    job_id = batchjobs.submit(job)
+    job_id = batchjobs.submit(job, user=f"nomail-{name}")
     assert batchjobs.wait(job_id, timeout=60) is batchjobs.JobStatus.ERROR
 
     # This server's histograms: three attempts (two ended, one error), two hops (B, C).
@@ -140,8 +144,8 @@ def test_metrics_show_attempts_hops_running_threads_and_installation_figures(met
         for status in ("ready", "executing", "ended", "error", "not_run"):
             assert figure(samples, "batchjobs_tasks", status=status) == tasks.get(status, 0)
         deliveries = counts(AlertDelivery.status)
-        assert figure(samples, "batchjobs_alert_deliveries", status="failed") == deliveries.get(
-            "failed", 0)
+        failed = figure(samples, "batchjobs_alert_deliveries", status="failed")
+        assert failed == deliveries["failed"] == failed_before + 1
     finally:
         lifecycle.cancel(long_id)
         lifecycle.cancel(waiting_id)

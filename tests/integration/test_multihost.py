@@ -36,8 +36,8 @@ from batchjobs import JobSpec, clock, store
 from batchjobs.app import configure
 from batchjobs.groups import add_group
 from batchjobs.launch import wait_until_ready
-from batchjobs.servers import set_server, show_server
-from tests.helpers import by_name, wait_for
+from batchjobs.servers import HEARTBEAT_INTERVAL, set_server, show_server
+from tests.helpers import by_name, wait_for, when
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
@@ -47,8 +47,15 @@ SERVER_TIMEOUT = 5.0
 PROCESS_MODULE = "tests.processes.hosts"
 
 
+def tool(name: str) -> str | None:
+    """A system command, found on PATH or in the sbin folders (root's tools)."""
+    return shutil.which(name, path=os.pathsep.join(
+        filter(None, [os.environ.get("PATH"), "/usr/sbin", "/sbin"])))
+
+
 def run(*argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(list(argv), capture_output=True, text=True, timeout=60, check=check)
+    return subprocess.run([tool(argv[0]) or argv[0], *argv[1:]], capture_output=True, text=True,
+                          timeout=60, check=check)
 
 
 def free_port() -> int:
@@ -85,7 +92,7 @@ def _free_subnets(count: int) -> list[int]:
 def _make_hosts(stack: ExitStack) -> list[Host]:
     if os.geteuid() != 0:
         pytest.skip("network namespaces need root (ip netns add); multi-host test not run")
-    if shutil.which("ip") is None:
+    if tool("ip") is None:
         pytest.skip("the ip command (iproute2) is missing; multi-host test not run")
     token = f"{os.getpid() % 10000:04d}"
     hosts = []
@@ -115,14 +122,15 @@ def _make_hosts(stack: ExitStack) -> list[Host]:
 def _postgres(stack: ExitStack, listen: list[str]) -> int:
     """A throwaway PostgreSQL cluster, run as ``postgres``, on ``listen`` and 127.0.0.1."""
     binaries = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
-    if not binaries or shutil.which("runuser") is None:
+    runuser = tool("runuser")
+    if not binaries or runuser is None:
         pytest.fail("PostgreSQL server binaries (initdb) and runuser are needed")
     bin_dir = Path(binaries[-1]).parent
     folder = Path(tempfile.mkdtemp(prefix="bj-multihost-pg-"))
     stack.callback(shutil.rmtree, folder, ignore_errors=True)
     shutil.chown(folder, "postgres", "postgres")
     data = folder / "data"
-    as_postgres = ("runuser", "-u", "postgres", "--")
+    as_postgres = (runuser, "-u", "postgres", "--")
     made = subprocess.run([*as_postgres, str(bin_dir / "initdb"), "-D", str(data), "-U",
                            "postgres", "--auth=trust", "--no-sync"], capture_output=True,
                           text=True, timeout=300)
@@ -164,7 +172,7 @@ class NamespacedServer:
         self._log = open(log_path, "ab")  # noqa: SIM115 - closed in stop()
         self.started_at = clock.now()
         self.process = subprocess.Popen(
-            ["ip", "netns", "exec", host.namespace, sys.executable, "-c",
+            [tool("ip") or "ip", "netns", "exec", host.namespace, sys.executable, "-c",
              "from batchjobs.cli import main; main()", "worker", "--server", host.server,
              "--loglevel", "INFO"],
             env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -324,7 +332,12 @@ def test_a_cut_host_task_is_retried_elsewhere_and_its_late_outcome_changes_nothi
             rows = batchjobs.attempts(job_id)
             return rows if len(rows) == 2 and rows[1]["outcome"] == "running" else None
         rows = wait_for(retried, timeout=180, message="T retried on the other BG1 host")
-        assert time.monotonic() - cut_at >= SERVER_TIMEOUT
+        # Failed once its server had been silent for BATCHJOBS_SERVER_TIMEOUT: its last
+        # heartbeat (it cannot beat while cut off) came before the cut, at most one
+        # heartbeat interval before.
+        assert time.monotonic() - cut_at >= SERVER_TIMEOUT - HEARTBEAT_INTERVAL
+        last_beat = when(show_server(cut_off)["heartbeat_at"])
+        assert (when(rows[0]["ended_at"]) - last_beat).total_seconds() >= SERVER_TIMEOUT
         assert rows[0]["server"] == cut_off and rows[0]["outcome"] == "error"
         assert f"no heartbeat for {SERVER_TIMEOUT:g}s" in rows[0]["error"]
         assert rows[1]["server"] == other

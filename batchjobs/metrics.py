@@ -157,19 +157,35 @@ class AttemptFigures:
             "Tasks with conditions this server started: from ready (the parent's "
             "completion) to start.", ["server"], buckets=HOP_BUCKETS, registry=registry)
         self.lock = threading.Lock()
-        with store.read_session() as session:
-            self.watermark: int = session.execute(select(func.max(Attempt.id))).scalar() or 0
         self.seen: set[int] = set()
         self.running: set[int] = set()
+        #: Attempts up to this id are counted (or began before this server started).
+        self.watermark: int | None = None
+        try:
+            self.watermark = self._newest()
+        except Exception as exc:  # noqa: BLE001 - the database may answer later
+            log.warning("metrics of %s start counting at the first scrape (%s)", server,
+                        type(exc).__name__)
+
+    @staticmethod
+    def _newest() -> int:
+        with store.read_session() as session:
+            return int(session.execute(select(func.max(Attempt.id))).scalar() or 0)
 
     def refresh(self) -> None:
         """Observe what happened since the last scrape (scrapes may overlap: one at a time)."""
-        with self.lock, store.read_session() as session:
+        with self.lock:
+            if self.watermark is None:
+                self.watermark = self._newest()
+            self._refresh(self.watermark)
+
+    def _refresh(self, watermark: int) -> None:
+        with store.read_session() as session:
             fresh = session.execute(
                 select(Attempt.id, Attempt.started_at, Attempt.ended_at, Attempt.outcome,
                        Attempt.number, Task.ready_at, Task.n_conditions, Task.attempt_base)
                 .join(Task, Task.id == Attempt.task_id)
-                .where(Attempt.id > self.watermark, Attempt.server == self.server)).all()
+                .where(Attempt.id > watermark, Attempt.server == self.server)).all()
             for row in fresh:
                 if row.id not in self.seen:
                     self.seen.add(row.id)
@@ -185,7 +201,7 @@ class AttemptFigures:
                     self.running.discard(seen.id)
                     self._ended(seen.outcome, seen.started_at, seen.ended_at)
             settled = session.execute(select(func.max(Attempt.id)).where(
-                Attempt.id > self.watermark, Attempt.started_at < clock.now() - LAG)).scalar()
+                Attempt.id > watermark, Attempt.started_at < clock.now() - LAG)).scalar()
         if settled is not None:
             self.watermark = settled
             self.seen = {i for i in self.seen if i > settled}
@@ -307,7 +323,7 @@ def _serve_metrics(sender: Any = None, **_: Any) -> None:
     name = server_name(sender.hostname)
     try:
         served = MetricsServer(name, sender, address=address, port=port)
-    except OSError as exc:
+    except OSError as exc:     # the port is taken, the address is not this host's
         log.error("batch server %s cannot serve metrics on %s:%d: %s", name, address, port,
                   exc.strerror or exc)
         return

@@ -68,17 +68,35 @@ def test_the_image_is_slim_non_root_and_installs_this_checkout():
     assert lines[-2:] == ['ENTRYPOINT ["batchjobs"]', 'CMD ["--help"]']
 
 
-def test_docker_compose_config_accepts_the_file(tmp_path):
+def compose_command() -> list[str] | None:
+    """``docker compose`` (the plugin) or ``docker-compose`` (Debian's package), if either
+    is here: both check a file against the Compose schema without a Docker engine."""
     docker = shutil.which("docker")
-    probe = subprocess.run([docker, "compose", "version"], capture_output=True, text=True,
-                           timeout=60) if docker else None
-    if probe is None or probe.returncode != 0:
-        pytest.skip("docker compose is not installed here: `docker compose config` not run")
+    if docker and subprocess.run([docker, "compose", "version"], capture_output=True,
+                                 timeout=60).returncode == 0:
+        return [docker, "compose"]
+    legacy = shutil.which("docker-compose")
+    return [legacy] if legacy else None
+
+
+def test_docker_compose_config_accepts_the_file_and_refuses_a_misspelt_key(tmp_path):
+    command = compose_command()
+    if command is None:
+        pytest.skip("neither docker compose nor docker-compose is installed here: "
+                    "`docker compose config` not run")
     work = tmp_path / "compose"
     shutil.copytree(COMPOSE, work)
     (work / "secrets").mkdir()
     for secret in compose()["secrets"]:
         (work / "secrets" / secret).write_text("x")
-    result = subprocess.run([docker, "compose", "-f", str(work / "docker-compose.yml"), "config",
-                             "--quiet"], capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr
+
+    def config() -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*command, "-f", str(work / "docker-compose.yml"), "config",
+                               "--quiet"], capture_output=True, text=True, timeout=120,
+                              cwd=work)
+    accepted = config()
+    assert accepted.returncode == 0, accepted.stdout + accepted.stderr
+    path = work / "docker-compose.yml"
+    path.write_text(path.read_text().replace("stop_grace_period:", "stop_grace_perod:"))
+    refused = config()
+    assert refused.returncode != 0 and "stop_grace_perod" in refused.stdout + refused.stderr

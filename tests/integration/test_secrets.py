@@ -162,6 +162,12 @@ def test_passwords_on_both_urls_never_show(tmp_path, private_redis, secret_role)
     assert refused.returncode == 1 and "Traceback" not in refused.stderr, refused.stderr
     assert "127.0.0.1:1" in refused.stderr and "***" in refused.stderr
     seen["database refused"] = refused.stdout + refused.stderr
+    closed = tmp_path / "closed"
+    closed.write_text(f"redis://:{redis_password}@127.0.0.1:{free_port()}/0")
+    undelivered = run({**env, "BATCHJOBS_BROKER_URL_FILE": str(closed)}, "submit",
+                      str(job_file))            # whatever it prints (a traceback today)
+    seen["broker refused"] = undelivered.stdout + undelivered.stderr
+    assert seen["broker refused"].strip()
     both = run({**env, "BATCHJOBS_BROKER_URL": "redis://127.0.0.1:1/0"}, "list")
     assert both.returncode == 2 and "BATCHJOBS_BROKER_URL_FILE" in both.stderr
     seen["both set"] = both.stdout + both.stderr

@@ -352,6 +352,8 @@ def test_a_cut_host_task_is_retried_elsewhere_and_its_late_outcome_changes_nothi
     (gates / "open-1").touch()
     wait_for(lambda: len(finished_lines(server)) > done_before, timeout=120,
              message=f"{cut_off} finished its cut-off attempt and reported it")
+    # It reached the database with its outcome (a recording that failed would have raised).
+    assert " succeeded " in finished_lines(server)[done_before], finished_lines(server)
     during = batchjobs.attempts(job_id)
     assert [(a["number"], a["server"], a["outcome"]) for a in during] == [
         (1, cut_off, "error"), (2, other, "running")]

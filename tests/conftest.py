@@ -35,7 +35,8 @@ AMQP_SCHEMA = "batchjobs_test_amqp"
 #: Every test runs on these; a test marked ``rabbitmq`` on RabbitMQ + PostgreSQL too.
 BACKENDS = ("redis-pg", "embedded")
 BACKEND_VARS = ("BATCHJOBS_DATABASE_URL", "BATCHJOBS_BROKER_URL", "BATCHJOBS_HOME",
-                "BATCHJOBS_REPUBLISH_AFTER", "BATCHJOBS_SERVER_TIMEOUT")
+                "BATCHJOBS_REPUBLISH_AFTER", "BATCHJOBS_SERVER_TIMEOUT",
+                "BATCHJOBS_DATABASE_URL_FILE", "BATCHJOBS_BROKER_URL_FILE")
 
 
 @dataclass

@@ -75,5 +75,6 @@ def configure(settings: Settings | None = None) -> None:
 
 
 app = Celery("batchjobs")
-app.conf.include = ["batchjobs.runner", "batchjobs.worker"]
+app.conf.include = ["batchjobs.runner", "batchjobs.worker", "batchjobs.logfilters",
+                    "batchjobs.metrics"]
 configure()

@@ -16,6 +16,7 @@ from pathlib import Path
 from sqlalchemy.engine import make_url
 
 from .errors import ConfigError
+from .secrets import url_setting
 
 #: SQLite file used when BATCHJOBS_DATABASE_URL is unset.
 DEFAULT_DATABASE_FILE = "batchjobs.db"
@@ -91,8 +92,9 @@ class Settings:
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
         home = Path(env.get("BATCHJOBS_HOME") or Path.cwd()).resolve()
-        database_url = env.get("BATCHJOBS_DATABASE_URL") or f"sqlite:///{home / DEFAULT_DATABASE_FILE}"
-        broker_url = env.get("BATCHJOBS_BROKER_URL") or "embedded://"
+        database_url = (url_setting(env, "BATCHJOBS_DATABASE_URL")
+                        or f"sqlite:///{home / DEFAULT_DATABASE_FILE}")
+        broker_url = url_setting(env, "BATCHJOBS_BROKER_URL") or "embedded://"
         imports = tuple(m.strip() for m in env.get("BATCHJOBS_IMPORTS", "").split(",") if m.strip())
         return cls(database_url=database_url, broker_url=broker_url, home=home, imports=imports,
                    republish_after=_seconds(env, "BATCHJOBS_REPUBLISH_AFTER", REPUBLISH_AFTER),
@@ -181,6 +183,7 @@ def _count(env: Mapping[str, str], name: str, default: int) -> int:
 
 
 _ENV_KEYS = ("BATCHJOBS_HOME", "BATCHJOBS_DATABASE_URL", "BATCHJOBS_BROKER_URL",
+             "BATCHJOBS_DATABASE_URL_FILE", "BATCHJOBS_BROKER_URL_FILE",
              "BATCHJOBS_IMPORTS", "BATCHJOBS_REPUBLISH_AFTER", "BATCHJOBS_SERVER_TIMEOUT",
              "BATCHJOBS_QUEUE_DEPTH", "BATCHJOBS_CELERY_CONFIG", "BATCHJOBS_SCHEDULE_OFFSET",
              "BATCHJOBS_ATTEMPT_LOG_LIMIT", "BATCHJOBS_CLOCK_OFFSET",

@@ -19,8 +19,8 @@ c. stability: whether the worker is still alive at the end and how many
 
 Candidates: kombu ``filesystem://`` (polling 0.005 s and 0.01 s), our
 ``embedded://`` transport (batchjobs.broker, polling 0.005 s), kombu's
-SQLAlchemy transport on SQLite (polling 0.005 s) and ``redis://127.0.0.1``
-db 13 as a reference.  Only ``batchjobs.broker`` is imported from batchjobs.
+SQLAlchemy transport on SQLite (polling 0.005 s), and as references ``redis://127.0.0.1``
+db 13 and RabbitMQ (``BATCHJOBS_BENCH_AMQP``, default the local broker's default vhost).  Only ``batchjobs.broker`` is imported from batchjobs.
 
 kombu's SQLAlchemy transport passes every ``broker_transport_options`` key to
 ``sqlalchemy.create_engine()``, so ``{"polling_interval": 0.005}`` there fails
@@ -52,6 +52,7 @@ from pathlib import Path
 from typing import Any
 
 REDIS_URL = "redis://127.0.0.1:6379/13"
+AMQP_URL = os.environ.get("BATCHJOBS_BENCH_AMQP", "amqp://guest:guest@127.0.0.1:5672//")
 APP_MODULE = "bench_app"
 
 #: The Celery app the workers run; configured from BENCH_* environment variables.
@@ -190,6 +191,7 @@ class Bench:
             Candidate("sqla-sqlite-0.005", f"sqla+sqlite:///{sqla_dir / 'broker.db'}", {},
                       sqla_polling=0.005),
             Candidate("redis", REDIS_URL, {}),
+            Candidate("rabbitmq", AMQP_URL, {}),
         ]
         if self.args.only:
             wanted = {w.strip() for w in self.args.only.split(",") if w.strip()}
@@ -260,6 +262,8 @@ class Bench:
             import redis
 
             redis.Redis(host="127.0.0.1", port=6379, db=13).flushdb()
+        if cand.url.startswith("amqp://"):
+            _purge_amqp(cand.url)
 
         app = Celery("bench_client")
         app.conf.update(broker_url=cand.url, broker_transport_options=cand.options,
@@ -286,6 +290,8 @@ class Bench:
                 import redis
 
                 redis.Redis(host="127.0.0.1", port=6379, db=13).flushdb()
+            if cand.url.startswith("amqp://"):
+                _purge_amqp(cand.url)
         return res
 
     def _run(self, cand: Candidate, app: Any, proc: subprocess.Popen, res: Result,
@@ -375,6 +381,14 @@ def _percentile(values: list[float], pct: float) -> float:
     ordered = sorted(values)
     rank = max(1, -(-len(ordered) * pct // 100))  # nearest-rank
     return ordered[int(rank) - 1]
+
+
+def _purge_amqp(url: str) -> None:
+    """Delete the benchmark's queue on RabbitMQ (a run left messages in it, or none)."""
+    from kombu import Connection
+
+    with Connection(url, connect_timeout=10) as conn:
+        conn.default_channel.queue_delete("bench")
 
 
 def _cpu_seconds(pid: int) -> float | None:

@@ -2,7 +2,9 @@
 
 ``backend`` is parametrized over Redis + PostgreSQL (127.0.0.1 only, a
 dedicated PostgreSQL schema and Redis db, cleared at the start) and the
-embedded default (SQLite + the filesystem broker in a temporary folder).
+embedded default (SQLite + the filesystem broker in a temporary folder);
+tests marked ``rabbitmq`` also run on RabbitMQ + PostgreSQL (their own schema;
+the ``batch.*`` queues of the previous run deleted at the start).
 ``servers`` starts two real batch servers, Batch1 and Batch2, one thread
 each, once per backend. A missing service fails the run; nothing is skipped.
 """
@@ -28,8 +30,13 @@ PG_URL = os.environ.get("BATCHJOBS_TEST_PG",
                         "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 PG_SCHEMA = "batchjobs_test"
 REDIS_URL = os.environ.get("BATCHJOBS_TEST_REDIS", "redis://127.0.0.1:6379/15")
+AMQP_URL = os.environ.get("BATCHJOBS_TEST_AMQP", "amqp://guest:guest@127.0.0.1:5672//")
+AMQP_SCHEMA = "batchjobs_test_amqp"
+#: Every test runs on these; a test marked ``rabbitmq`` on RabbitMQ + PostgreSQL too.
+BACKENDS = ("redis-pg", "embedded")
 BACKEND_VARS = ("BATCHJOBS_DATABASE_URL", "BATCHJOBS_BROKER_URL", "BATCHJOBS_HOME",
-                "BATCHJOBS_REPUBLISH_AFTER", "BATCHJOBS_SERVER_TIMEOUT", "BATCHJOBS_IMPORTS")
+                "BATCHJOBS_REPUBLISH_AFTER", "BATCHJOBS_SERVER_TIMEOUT", "BATCHJOBS_IMPORTS",
+                "BATCHJOBS_DATABASE_URL_FILE", "BATCHJOBS_BROKER_URL_FILE")
 #: The test processes every batch server of the tests knows (as an operator lists theirs).
 TEST_PROCESSES = "tests.processes.samples,tests.processes.context"
 
@@ -59,7 +66,36 @@ def _reset_redis() -> None:
     redis.Redis.from_url(REDIS_URL).flushdb()
 
 
-@pytest.fixture(scope="session", params=["redis-pg", "embedded"])
+def _reset_rabbitmq(schema: str = AMQP_SCHEMA) -> None:
+    """Delete the queues of the batch groups the previous run's schema knew: a message
+    left from that run names a task id that the recreated schema gives another task."""
+    from kombu import Connection
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(PG_URL)
+    with engine.connect() as conn:
+        known = conn.execute(text("SELECT 1 FROM information_schema.tables WHERE "
+                                  "table_schema = :s AND table_name = 'batch_groups'"),
+                             {"s": schema}).first()
+        groups = {"default"} | (set(conn.execute(text(f"SELECT name FROM {schema}.batch_groups"))
+                                    .scalars()) if known else set())
+    engine.dispose()
+    with Connection(AMQP_URL, connect_timeout=10) as broker:
+        channel = broker.default_channel
+        for group in sorted(groups):
+            channel.queue_delete(f"batch.{group}")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Parametrize ``backend``: RabbitMQ only for the tests marked ``rabbitmq``."""
+    if "backend" in metafunc.fixturenames:
+        params = list(BACKENDS)
+        if metafunc.definition.get_closest_marker("rabbitmq") is not None:
+            params.append("rabbitmq-pg")
+        metafunc.parametrize("backend", params, indirect=True, scope="session")
+
+
+@pytest.fixture(scope="session")
 def backend(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
             ) -> Iterator[Backend]:
     """Point this process (API, app) and the servers it starts at one backend."""
@@ -71,6 +107,10 @@ def backend(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
         env["BATCHJOBS_DATABASE_URL"] = reset_postgres()
         env["BATCHJOBS_BROKER_URL"] = REDIS_URL
         _reset_redis()
+    elif request.param == "rabbitmq-pg":
+        _reset_rabbitmq()
+        env["BATCHJOBS_DATABASE_URL"] = reset_postgres(AMQP_SCHEMA)
+        env["BATCHJOBS_BROKER_URL"] = AMQP_URL
     saved = {k: os.environ.get(k) for k in BACKEND_VARS}
     for key in BACKEND_VARS:
         os.environ.pop(key, None)
@@ -153,6 +193,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         params = getattr(item, "callspec", None)
         values = {str(v) for v in params.params.values()} if params is not None else set()
         fixtures = set(getattr(item, "fixturenames", ()))
-        if ({"redis-pg", "postgresql"} & values
+        if ({"redis-pg", "rabbitmq-pg", "postgresql"} & values
                 or "postgres_url" in fixtures or item.get_closest_marker("integration")):
             item.add_marker(pytest.mark.postgres)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import sys
+
 import click
 from click.core import ParameterSource
 
@@ -24,9 +27,15 @@ def _split(groups: str | None) -> list[str] | None:
               help="Groups of a NEW server (an existing server's record wins).")
 @click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True,
               envvar="BATCHJOBS_THREADS", help="Threads of a NEW server.")
+@click.option("--metrics-port", type=click.IntRange(1, 65535), default=None,
+              envvar="BATCHJOBS_METRICS_PORT",
+              help="Serve Prometheus /metrics and /healthz on this port.")
+@click.option("--metrics-address", default=None, envvar="BATCHJOBS_METRICS_ADDRESS",
+              help="Address of /metrics and /healthz (default 127.0.0.1).")
 @click.pass_context
 @reports_errors
-def worker(ctx: click.Context, name: str, groups: str, threads: int) -> None:
+def worker(ctx: click.Context, name: str, groups: str, threads: int,
+           metrics_port: int | None, metrics_address: str | None) -> None:
     """Start batch server NAME: consume its groups' queues, its threads at a time.
 
     A server with a record (`batchjobs server set`) takes its groups, threads and
@@ -58,7 +67,18 @@ def worker(ctx: click.Context, name: str, groups: str, threads: int) -> None:
                        "set)", err=True)
         group_list = list(config.groups)
         processes = config.most_threads
+    _metrics_environment(metrics_port, metrics_address)
     app.worker_main(argv=worker_argv(name, group_list, processes, ctx.args))
+
+
+def _metrics_environment(port: int | None, address: str | None) -> None:
+    """Hand the metrics options to the worker's ``worker_ready`` handler (batchjobs.metrics)."""
+    from ..metrics import ADDRESS_VARIABLE, PORT_VARIABLE
+
+    if port is not None:
+        os.environ[PORT_VARIABLE] = str(port)
+    if address:
+        os.environ[ADDRESS_VARIABLE] = address
 
 
 @click.group()
@@ -154,6 +174,21 @@ def preview_capacity(name: str | None, hours: int, as_json: bool) -> None:
                 click.echo(f"  {change['local'][:16].replace('T', ' ')} local  "
                            f"{change['at'][:16].replace('T', ' ')} UTC  "
                            f"{change['threads']:>4} threads")
+
+
+@server.command(name="health")
+@click.argument("name")
+@reports_errors
+def server_health(name: str) -> None:
+    """Exit 0 if server NAME is healthy (fresh heartbeat), else 1; one line says why.
+
+    For a systemd watchdog script or a Kubernetes exec probe; the server's own
+    /healthz (worker --metrics-port) also checks its broker connection."""
+    from ..health import server_health as verdict
+
+    health = verdict(name)
+    click.echo(health.line(), err=not health.healthy)
+    sys.exit(0 if health.healthy else 1)
 
 
 def _show(name: str, as_json: bool) -> None:

@@ -51,6 +51,7 @@ def test_hold_applies_to_waiting_jobs_only(servers):
         lifecycle.release(job_id)
 
 
+@pytest.mark.rabbitmq
 def test_cancel_stops_executing_tasks_and_starts_no_dependent(servers):
     job = JobSpec("to cancel")
     a = job.add_task("A", "batchjobs.examples.sleep", kwargs={"seconds": 30})

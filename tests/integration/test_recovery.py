@@ -17,7 +17,7 @@ from batchjobs.launch import ServerProcess, wait_until_ready
 from batchjobs.servers import show_server
 from tests.helpers import by_name, statuses, wait_for
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.rabbitmq]
 
 
 def test_ready_task_whose_message_was_lost_is_republished_and_runs(servers):

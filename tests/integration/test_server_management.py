@@ -15,7 +15,7 @@ from batchjobs.groups import add_group
 from batchjobs.servers import list_servers, set_server, show_server
 from tests.helpers import by_name, max_overlap, wait_for, when
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.rabbitmq]
 
 OSLO = ZoneInfo("Europe/Oslo")
 

@@ -13,7 +13,7 @@ import batchjobs
 from batchjobs.examples import job1
 from tests.helpers import by_name, statuses, when
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.rabbitmq]
 
 NOT_RUN = "not_run"
 

@@ -43,7 +43,7 @@ from .errors import (
     UnknownDependency,
     UnknownGroup,
 )
-from .processes import get_process
+from .processes import get_process, import_configured
 from .recurrence import Recurrence, parse_recurrence
 from .settings import DEFAULT_GROUP
 from .status import Alert, ConditionType, Expected
@@ -168,6 +168,9 @@ class JobSpec:
                                     value=task.name)
             names.add(task.name)
         known_groups = set(groups) if groups is not None else None
+        # The operator's modules (BATCHJOBS_IMPORTS), imported here on purpose: this host
+        # must know the processes the servers know, and may import nothing else.
+        import_configured()
         for task in self.tasks:
             process = get_process(task.process, task=task.name)
             _check_json(task)

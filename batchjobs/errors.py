@@ -24,10 +24,13 @@ what was wrong without parsing messages::
     ├── TaskFailed               a task's process failed (Celery and Flower show FAILURE)
     ├── DeliveryError            an alert sink (SMTP, webhook) refused or is down
     └── ConfigError              a setting is missing or malformed
-        └── InvalidSchedule      a server's schedule or time zone is malformed
+        ├── InvalidSchedule      a server's schedule or time zone is malformed
+        └── MissingDriver        the database URL needs a driver that is not installed
 """
 
 from __future__ import annotations
+
+from typing import ClassVar
 
 
 class BatchJobsError(Exception):
@@ -189,3 +192,27 @@ class InvalidSchedule(ConfigError):
         self.value = value
         super().__init__(f"{field} {value!r}: {message}" if value is not None else message,
                          name=field)
+
+
+class MissingDriver(ConfigError):
+    """Raised when the database URL needs a driver that is not installed; ``driver`` names
+    the missing module and ``extra`` the batchjobs extra that brings it."""
+
+    #: Driver module -> the extra of batchjobs that installs it.
+    EXTRAS: ClassVar[dict[str, str]] = {"psycopg": "postgres", "psycopg_binary": "postgres",
+                                        "psycopg_c": "postgres"}
+
+    def __init__(self, driver: str, *, extra: str) -> None:
+        self.driver = driver
+        self.extra = extra
+        super().__init__(f"BATCHJOBS_DATABASE_URL needs the {driver!r} driver, which is not "
+                         f"installed: pip install 'batchjobs[{extra}]' (from a checkout: "
+                         f"pip install '.[{extra}]')", name="BATCHJOBS_DATABASE_URL")
+
+    @classmethod
+    def from_import_error(cls, exc: ImportError) -> MissingDriver | None:
+        """The error to raise instead of ``exc`` when ``exc`` is a known database driver
+        missing (call it where the engine is created), else None (re-raise ``exc``)."""
+        name = (getattr(exc, "name", None) or "").partition(".")[0]
+        extra = cls.EXTRAS.get(name)
+        return cls(name, extra=extra) if extra else None

@@ -28,6 +28,9 @@ PG_URL = os.environ.get("BATCHJOBS_TEST_PG",
                         "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 PG_SCHEMA = "batchjobs_test"
 REDIS_URL = os.environ.get("BATCHJOBS_TEST_REDIS", "redis://127.0.0.1:6379/15")
+# The sample processes come from where an operator would say: BATCHJOBS_IMPORTS, read by
+# this process and inherited by every server the tests start.
+os.environ.setdefault("BATCHJOBS_IMPORTS", "tests.processes.samples,tests.processes.context")
 BACKEND_VARS = ("BATCHJOBS_DATABASE_URL", "BATCHJOBS_BROKER_URL", "BATCHJOBS_HOME",
                 "BATCHJOBS_REPUBLISH_AFTER", "BATCHJOBS_SERVER_TIMEOUT")
 

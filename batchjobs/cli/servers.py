@@ -40,8 +40,10 @@ def worker(ctx: click.Context, name: str, groups: str, threads: int) -> None:
       batchjobs worker --server Batch2 --loglevel WARNING
     """
     from ..app import app
+    from ..processes import require_configured
     from ..worker import worker_argv
 
+    require_configured()
     try:
         config = servers.get_server(name)
     except ServerNotFound:

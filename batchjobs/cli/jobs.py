@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from .. import alerts, api, client, lifecycle
-from ..definition import load_job_file
+from ..definition import check_user, load_job_file
 from ..status import JobStatus
 from .common import EXIT_FAILED, EXIT_OK, EXIT_TIMEOUT, echo_json, json_option, reports_errors
 
@@ -28,6 +28,8 @@ def submit(file: str, user: str | None, hold: bool) -> None:
       batchjobs submit job1.yaml --user alice
     """
     job = load_job_file(file)
+    if user is not None:
+        check_user(user)
     click.echo(api.submit(job, user=user, hold=hold))
 
 

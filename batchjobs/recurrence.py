@@ -40,8 +40,8 @@ from zoneinfo import ZoneInfo
 
 from croniter import CroniterBadDateError, CroniterError, croniter
 
-from batchjobs.errors import InvalidRecurrence, InvalidSchedule
-from batchjobs.schedule import parse_timezone, resolve
+from batchjobs.errors import InvalidRecurrence
+from batchjobs.schedule import parse_timezone, resolve, timezone_problem
 
 __all__ = [
     "MAX_COUNTED_SKIPS",
@@ -274,11 +274,11 @@ def _check_end_by(end_by: Any) -> datetime:
 
 def _zone(name: Any) -> ZoneInfo:
     """The zone, with the server schedule's rules for names but this module's error."""
-    try:
-        return parse_timezone(name)
-    except InvalidSchedule:
-        raise InvalidRecurrence(f"unknown time zone {name!r}",
-                                field="recurrence.timezone", value=name) from None
+    problem = timezone_problem(name)
+    if problem is not None:
+        raise InvalidRecurrence(f"time zone {name!r}: {problem}", field="recurrence.timezone",
+                                value=name)
+    return parse_timezone(name)
 
 
 # -- formatting ---------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from .errors import InUse, InvalidValue, ServerNotFound, UnknownGroup
 from .groups import check_name, existing_groups
 from .models import Attempt, BatchGroup, BatchServer, ServerGroup
 from .schedule import (
+    MAX_THREADS,
     Window,
     parse_schedule,
     parse_timezone,
@@ -36,8 +37,6 @@ from .status import Outcome
 HEARTBEAT_INTERVAL = 2.0
 #: A server is live while its last heartbeat is at most this old.
 LIVE_WITHIN = timedelta(seconds=3 * HEARTBEAT_INTERVAL)
-#: Most threads a server may have (each is a process).
-MAX_THREADS = 256
 
 
 @dataclass(frozen=True)

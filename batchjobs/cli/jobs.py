@@ -141,7 +141,12 @@ def history(job_id: int, as_json: bool) -> None:
     for r in rows:
         click.echo(f"{r['number']:>4}  {r['kind']:<9} {_t(r['scheduled_at']):<21} "
                    f"{_t(r['started_at']):<21} {_t(r['ended_at']):<21} {r['status']:<9} "
-                   f"{r['skipped']}")
+                   f"{_skipped(r)}")
+
+
+def _skipped(row: dict[str, Any]) -> str:
+    """``≥ N`` when the count stopped at its cap (cron), else the exact count."""
+    return f"≥ {row['skipped']}" if row.get("skipped_at_least") else str(row["skipped"])
 
 
 def _t(value: str | None) -> str:

@@ -6,12 +6,15 @@ import json
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 
 from batchjobs import runs, store
 from batchjobs.models import Job, JobRun
 from batchjobs.recurrence import MAX_COUNTED_SKIPS
 from tests.test_cli_validation import home, run  # noqa: F401 - fixture
+
+pytestmark = pytest.mark.usefixtures("home")
 
 
 def _late_next_run(job_id: int, late: timedelta) -> None:
@@ -32,7 +35,7 @@ def _submit(tmp_path: Path, recurrence: str) -> int:
     return int(submitted.stdout)
 
 
-def test_a_capped_cron_count_shows_as_at_least(home, tmp_path):
+def test_a_capped_cron_count_shows_as_at_least(tmp_path):
     job_id = _submit(tmp_path, "{cron: '* * * * *'}")
     _late_next_run(job_id, timedelta(days=80))
     rows = json.loads(run("history", str(job_id), "--json").stdout)
@@ -41,7 +44,7 @@ def test_a_capped_cron_count_shows_as_at_least(home, tmp_path):
     assert table[2].endswith(f"≥ {MAX_COUNTED_SKIPS}")
 
 
-def test_an_every_count_is_exact_however_large(home, tmp_path):
+def test_an_every_count_is_exact_however_large(tmp_path):
     job_id = _submit(tmp_path, "{every: 1m}")
     _late_next_run(job_id, timedelta(days=80, seconds=30))
     rows = json.loads(run("history", str(job_id), "--json").stdout)

@@ -77,7 +77,8 @@ def test_unknown_zones_stay_unknown(name):
     (["--timezone", "right/UTC"], ["right/UTC", "IANA region zone"]),
     (["--timezone", "localtime"], ["localtime", "IANA region zone"]),
 ])
-def test_server_set_refuses_them_with_exit_2(home: Path, args, words):
+@pytest.mark.usefixtures("home")
+def test_server_set_refuses_them_with_exit_2(args, words):
     result = run("server", "set", "AOS9", "--groups", "default", *args)
     assert result.exit_code == 2, (result.output, result.exception)
     for word in words:
@@ -85,7 +86,8 @@ def test_server_set_refuses_them_with_exit_2(home: Path, args, words):
     assert "AOS9" not in run("server", "list").stdout
 
 
-def test_submit_refuses_a_recurrence_in_posix_zones_with_exit_2(home: Path, tmp_path: Path):
+@pytest.mark.usefixtures("home")
+def test_submit_refuses_a_recurrence_in_posix_zones_with_exit_2(tmp_path: Path):
     path = tmp_path / "job.yaml"
     path.write_text("description: J\nrecurrence: {cron: '0 2 * * *', timezone: posix/UTC}\n"
                     "tasks:\n  - {name: A, process: batchjobs.examples.noop}\n")

@@ -94,3 +94,10 @@ def test_submit_refuses_a_recurrence_in_posix_zones_with_exit_2(tmp_path: Path):
     result = run("submit", str(path), "--hold")
     assert result.exit_code == 2 and "posix/UTC" in result.stderr
     assert "IANA region zone" in result.stderr
+
+
+@pytest.mark.usefixtures("home")
+def test_worker_threads_above_the_cap_are_refused_before_any_process_starts():
+    result = run("worker", "--server", "NEW1", "--threads", "100000")
+    assert result.exit_code == 2
+    assert "--threads" in result.stderr and str(MAX_THREADS) in result.stderr

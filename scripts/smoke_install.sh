@@ -51,8 +51,12 @@ cleanup() {
 trap cleanup EXIT
 
 echo "smoke: fresh venv, pip install '.[postgres]'"
+# From a copy of the checkout: an in-tree build would leave build/ behind, and reuse it.
+mkdir "$work/src"
+tar -C "$repo" --exclude=./.git --exclude=./build --exclude='*.egg-info' \
+  --exclude=__pycache__ --exclude='./.*_cache' -cf - . | tar -C "$work/src" -xf -
 python -m venv "$work/venv"
-"$work/venv/bin/pip" install --quiet --disable-pip-version-check "$repo[postgres]"
+"$work/venv/bin/pip" install --quiet --disable-pip-version-check "$work/src[postgres]"
 
 reset_services create
 export BATCHJOBS_DATABASE_URL="$pg_base?options=-csearch_path%3D$schema"

@@ -239,8 +239,10 @@ def _why_unknown(name: str, failures: dict[str, ImportFailure]) -> str:
         if target is not None:
             return (f"{name!r} exists but is not marked @batchable (decorate it with "
                     "batchjobs.batchable)")
-        return (f"{name!r} is not in module {module_name!r} (it has no "
-                f"{'.'.join(parts[cut:])!r})")
+        if module_name in configured_modules():
+            return (f"{name!r} is not in module {module_name!r} (it has no "
+                    f"{'.'.join(parts[cut:])!r})")
+        break  # e.g. a package imported for another reason: not where processes come from
     searched = ", ".join(
         f"{m} ({failures[m].kind})" if m in failures else m for m in configured_modules())
     return (f"no configured module defines {name!r} (searched: {searched}); "

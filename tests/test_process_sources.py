@@ -160,3 +160,9 @@ def test_the_three_import_problems_give_three_messages_from_the_cli(tmp_path):
     assert "not marked @batchable" in lines["plain_jobs.run"]
     assert "no configured module defines 'this.s'" in lines["this.s"]
     assert "Beautiful is better than ugly" not in lines["this.s"]
+
+
+def test_a_name_under_an_imported_but_unlisted_package_is_in_no_configured_module():
+    assert "tests.processes" in sys.modules          # imported, but not a listed module
+    message = unknown("tests.processes.not_a_module.run")
+    assert "no configured module defines 'tests.processes.not_a_module.run'" in message

@@ -13,10 +13,10 @@ from dataclasses import dataclass
 
 from sqlalchemy import func, select
 
-from . import store
+from . import clock, store
 from .errors import JobNotFound
-from .models import Job, Task
-from .servers import list_servers
+from .models import BatchServer, Job, ServerGroup, Task
+from .servers import LIVE_WITHIN
 from .settings import Settings
 from .status import TASK_FINAL, JobStatus, TaskStatus
 
@@ -58,10 +58,16 @@ def job_progress(job_id: int, *, settings: Settings | None = None) -> JobProgres
 
 def unserved_groups(groups: Iterable[str], *, settings: Settings | None = None) -> list[str]:
     """Those of ``groups`` that no live server serves: their ready tasks wait for nothing
-    that will come unless someone starts or reconfigures a server."""
+    that will come unless someone starts or reconfigures a server. Live as ``server
+    list`` says it (a heartbeat within :data:`~batchjobs.servers.LIVE_WITHIN`)."""
     wanted = set(groups)
     if not wanted:
         return []
-    served = {g for row in list_servers(settings=settings) if row["live"]
-              for g in row["groups"]}
+    live_since = clock.now() - LIVE_WITHIN
+    with store.read_session(settings) as session:
+        served = set(session.execute(
+            select(ServerGroup.group_name).join(
+                BatchServer, BatchServer.name == ServerGroup.server_name)
+            .where(ServerGroup.group_name.in_(wanted),
+                   BatchServer.heartbeat_at >= live_since)).scalars())
     return sorted(wanted - served)

@@ -23,8 +23,10 @@ from ..status import JOB_FINAL, JobStatus
 
 #: Seconds between two looks at the job's status (cheap: one row).
 STATUS_INTERVAL = 0.05
-#: Seconds between two counts of its tasks (one grouped read) for the bar and the warning.
+#: Seconds between two counts of its tasks (one grouped read) for the bar.
 PROGRESS_INTERVAL = 0.25
+#: Seconds between two looks for ready tasks in groups no live server serves.
+UNSERVED_INTERVAL = 2.0
 
 Show = Callable[[JobProgress], None]
 Warn = Callable[[str], None]
@@ -37,13 +39,15 @@ def wait_with_progress(job_id: int, *, timeout: float | None, bar: bool,
     deadline = None if timeout is None else time.monotonic() + timeout
     warned: set[str] = set()
     with _display(job_id, enabled=bar, warn=warn) as (show, say):
-        next_count = 0.0
+        next_count = next_unserved = 0.0
         while True:
             now = time.monotonic()
             if now >= next_count:
                 progress = job_progress(job_id)
                 show(progress)
-                _warn_unserved(progress, warned, say)
+                if now >= next_unserved:
+                    _warn_unserved(progress, warned, say)
+                    next_unserved = now + UNSERVED_INTERVAL
                 next_count = now + PROGRESS_INTERVAL
                 current = progress.status
             else:

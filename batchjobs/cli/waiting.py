@@ -13,13 +13,14 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from typing import TYPE_CHECKING
 
 from ..api import job_status
 from ..progress import JobProgress, job_progress, unserved_groups
 from ..status import JOB_FINAL, JobStatus
+
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
 
 #: Seconds between two looks at the job's status (cheap: one row).
 STATUS_INTERVAL = 0.05
@@ -75,6 +76,10 @@ def _display(job_id: int, *, enabled: bool, warn: Warn) -> Iterator[tuple[Show, 
     if not enabled:
         yield (lambda progress: None), warn
         return
+    # Imported here: 50 ms that every other command (and a non-terminal wait) need not pay.
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
     console = Console(stderr=True)
     bar = Progress(
         TextColumn(f"job {job_id} {{task.fields[status]:<9}}"),

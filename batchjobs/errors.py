@@ -30,8 +30,6 @@ what was wrong without parsing messages::
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 
 class BatchJobsError(Exception):
     """Root of every error raised by batchjobs on purpose."""
@@ -194,13 +192,13 @@ class InvalidSchedule(ConfigError):
                          name=field)
 
 
+#: Database driver module -> the extra of batchjobs that installs it.
+_DRIVER_EXTRAS = {"psycopg": "postgres", "psycopg_binary": "postgres", "psycopg_c": "postgres"}
+
+
 class MissingDriver(ConfigError):
     """Raised when the database URL needs a driver that is not installed; ``driver`` names
     the missing module and ``extra`` the batchjobs extra that brings it."""
-
-    #: Driver module -> the extra of batchjobs that installs it.
-    EXTRAS: ClassVar[dict[str, str]] = {"psycopg": "postgres", "psycopg_binary": "postgres",
-                                        "psycopg_c": "postgres"}
 
     def __init__(self, driver: str, *, extra: str) -> None:
         self.driver = driver
@@ -214,5 +212,5 @@ class MissingDriver(ConfigError):
         """The error to raise instead of ``exc`` when ``exc`` is a known database driver
         missing (call it where the engine is created), else None (re-raise ``exc``)."""
         name = (getattr(exc, "name", None) or "").partition(".")[0]
-        extra = cls.EXTRAS.get(name)
+        extra = _DRIVER_EXTRAS.get(name)
         return cls(name, extra=extra) if extra else None

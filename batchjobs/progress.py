@@ -13,10 +13,10 @@ from dataclasses import dataclass
 
 from sqlalchemy import func, select
 
-from . import clock, store
+from . import store
 from .errors import JobNotFound
-from .models import BatchServer, Job, ServerGroup, Task
-from .servers import LIVE_WITHIN
+from .models import Job, Task
+from .servers import list_servers
 from .settings import Settings
 from .status import TASK_FINAL, JobStatus, TaskStatus
 
@@ -40,34 +40,30 @@ def job_progress(job_id: int, *, settings: Settings | None = None) -> JobProgres
         status = session.execute(select(Job.status).where(Job.id == job_id)).scalar()
         if status is None:
             raise JobNotFound(job_id)
-        counts: dict[str, int] = {}
+        counts: dict[TaskStatus, int] = {}
         ready: set[str] = set()
-        for task_status, group, count in session.execute(
+        for stored, group, count in session.execute(
                 select(Task.status, Task.group_name, func.count())
                 .where(Task.job_id == job_id).group_by(Task.status, Task.group_name)):
+            task_status = TaskStatus(stored)
             counts[task_status] = counts.get(task_status, 0) + count
-            if task_status == TaskStatus.READY:
+            if task_status is TaskStatus.READY:
                 ready.add(group)
-    final = {s.value for s in TASK_FINAL}
     return JobProgress(
         job_id=job_id, status=JobStatus(status), total=sum(counts.values()),
-        done=sum(n for s, n in counts.items() if s in final),
-        running=counts.get(TaskStatus.EXECUTING.value, 0),
-        failed=counts.get(TaskStatus.ERROR.value, 0), ready_groups=frozenset(ready))
+        done=sum(n for s, n in counts.items() if s in TASK_FINAL),
+        running=counts.get(TaskStatus.EXECUTING, 0),
+        failed=counts.get(TaskStatus.ERROR, 0), ready_groups=frozenset(ready))
 
 
 def unserved_groups(groups: Iterable[str], *, settings: Settings | None = None) -> list[str]:
     """Those of ``groups`` that no live server serves: their ready tasks wait for nothing
     that will come unless someone starts or reconfigures a server. Live as ``server
-    list`` says it (a heartbeat within :data:`~batchjobs.servers.LIVE_WITHIN`)."""
+    list`` says it (:func:`batchjobs.servers.list_servers`), read at most every few
+    seconds by ``wait``."""
     wanted = set(groups)
     if not wanted:
         return []
-    live_since = clock.now() - LIVE_WITHIN
-    with store.read_session(settings) as session:
-        served = set(session.execute(
-            select(ServerGroup.group_name).join(
-                BatchServer, BatchServer.name == ServerGroup.server_name)
-            .where(ServerGroup.group_name.in_(wanted),
-                   BatchServer.heartbeat_at >= live_since)).scalars())
+    served = {group for row in list_servers(settings=settings) if row["live"]
+              for group in row["groups"]}
     return sorted(wanted - served)

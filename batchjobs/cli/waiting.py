@@ -26,7 +26,8 @@ if TYPE_CHECKING:
 STATUS_INTERVAL = 0.05
 #: Seconds between two counts of its tasks (one grouped read) for the bar.
 PROGRESS_INTERVAL = 0.25
-#: Seconds between two looks for ready tasks in groups no live server serves.
+#: Seconds between two looks for ready tasks in groups no live server serves (it reads
+#: every server and counts their running attempts).
 UNSERVED_INTERVAL = 2.0
 
 Show = Callable[[JobProgress], None]

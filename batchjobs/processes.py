@@ -186,7 +186,7 @@ def _try_import(module: str) -> ImportFailure | None:
         if missing and (module == missing or module.startswith(missing + ".")):
             return ImportFailure(module, "missing", f"no module named {missing!r}")
         return ImportFailure(module, "raised", _one_line(exc))
-    except (Exception, SystemExit) as exc:  # noqa: BLE001 - any error of the user's module
+    except (Exception, SystemExit) as exc:  # any error of the user's module is reported
         return ImportFailure(module, "raised", _one_line(exc))
     return None
 

@@ -11,29 +11,13 @@ import sys
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
 
-from batchjobs.cli import cli
 from batchjobs.definition import MAX_DEPTH, MAX_RETRIES
+from tests.test_cli_validation import home, run, stored_jobs  # noqa: F401 - fixture
 
-UNSET = ("BATCHJOBS_DATABASE_URL", "BATCHJOBS_BROKER_URL")
 DEEP = 100_000
 
-
-@pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A fresh embedded default for this test only."""
-    home = tmp_path / "home"
-    home.mkdir()
-    monkeypatch.setenv("BATCHJOBS_HOME", str(home))
-    for name in UNSET:
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.chdir(tmp_path)
-    return home
-
-
-def run(*args: str) -> Result:
-    return CliRunner().invoke(cli, list(args))
+pytestmark = pytest.mark.usefixtures("home")   # a fresh embedded default each
 
 
 def refused(path: Path, *extra: str) -> str:
@@ -43,8 +27,7 @@ def refused(path: Path, *extra: str) -> str:
     assert result.stdout == ""
     lines = result.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr[:2000]
-    listed = run("list", "--json")
-    assert listed.exit_code == 0 and json.loads(listed.stdout) == []
+    assert stored_jobs() == []
     return lines[0]
 
 
@@ -65,14 +48,14 @@ def job_json(tmp_path: Path, task: dict, **job: object) -> Path:
      "batchjobs.examples.noop\n    kwargs: {x: " + "[" * DEEP + "]" * DEEP + "}\n"),
     ("deep-mapping.yaml", "description: J\ntasks: []\nx: " + "{a: " * DEEP + "1" + "}" * DEEP),
 ])
-def test_a_file_nested_100000_deep_is_refused_in_one_line(home, tmp_path, name, text):
+def test_a_file_nested_100000_deep_is_refused_in_one_line(tmp_path, name, text):
     path = tmp_path / name
     path.write_text(text, encoding="utf-8")
     line = refused(path)
     assert "nested" in line and str(MAX_DEPTH) in line and name in line
 
 
-def test_kwargs_nested_deeper_than_the_limit_but_parseable_name_the_task(home, tmp_path):
+def test_kwargs_nested_deeper_than_the_limit_but_parseable_name_the_task(tmp_path):
     nested: object = 1
     for _ in range(MAX_DEPTH + 5):
         nested = [nested]
@@ -99,23 +82,23 @@ def test_kwargs_nested_deeper_than_the_limit_but_parseable_name_the_task(home, t
      ["task 'A'", "field 'retries'", f"at most {MAX_RETRIES}"]),
 ])
 def test_text_and_numbers_the_database_cannot_hold_are_refused_naming_them(
-        home, tmp_path, task, job, words):
+        tmp_path, task, job, words):
     line = refused(job_json(tmp_path, task, **job))
     for word in words:
         assert word in line, f"{word!r} not in {line!r}"
 
 
-def test_a_user_longer_than_its_column_is_refused(home, tmp_path):
+def test_a_user_longer_than_its_column_is_refused(tmp_path):
     line = refused(job_json(tmp_path, {"name": "A"}), "--hold", "--user", "U" * 300)
     assert "field 'user'" in line and "300 characters" in line and "jobs.created_by" in line
 
 
-def test_a_user_with_a_nul_byte_is_refused(home, tmp_path):
+def test_a_user_with_a_nul_byte_is_refused(tmp_path):
     line = refused(job_json(tmp_path, {"name": "A"}), "--hold", "--user", "al\u0000ice")
     assert "field 'user'" in line and "NUL" in line
 
 
-def test_text_at_the_column_limits_is_stored(home, tmp_path):
+def test_text_at_the_column_limits_is_stored(tmp_path):
     path = job_json(tmp_path, {"name": "N" * 200, "company": "C" * 100,
                                "retries": MAX_RETRIES})
     result = run("submit", str(path), "--hold", "--user", "U" * 200)
@@ -128,7 +111,7 @@ def test_text_at_the_column_limits_is_stored(home, tmp_path):
     ("empty.yaml", ""), ("empty.json", ""), ("blank.yaml", "\n  \n"),
     ("comments.yaml", "# nothing here yet\n"),
 ])
-def test_an_empty_file_says_the_file_is_empty(home, tmp_path, name, text):
+def test_an_empty_file_says_the_file_is_empty(tmp_path, name, text):
     path = tmp_path / name
     path.write_text(text, encoding="utf-8")
     line = refused(path)

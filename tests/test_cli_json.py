@@ -68,6 +68,7 @@ def test_server_set_prints_the_server_record():
 
 
 def test_run_client_on_an_unknown_job_exits_2():
+    assert run("db", "upgrade").exit_code == 0
     result = run("run-client", "--job", "999999")
     assert result.exit_code == 2
     assert result.stdout == "" and "999999" in result.stderr

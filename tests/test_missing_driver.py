@@ -22,8 +22,8 @@ except ImportError as exc:
 
 
 def test_a_missing_psycopg_becomes_a_config_error_naming_the_postgres_extra():
-    result = subprocess.run([sys.executable, "-c", BLOCKED_PSYCOPG], capture_output=True, check=False,
-                            text=True, timeout=60, env=dict(os.environ))
+    result = subprocess.run([sys.executable, "-c", BLOCKED_PSYCOPG], capture_output=True,
+                            check=False, text=True, timeout=60, env=dict(os.environ))
     assert result.returncode == 0, result.stderr
     kind, name, driver, extra, message = result.stdout.strip().split("|")
     assert (kind, name, driver, extra) == ("MissingDriver", "BATCHJOBS_DATABASE_URL",

@@ -49,8 +49,8 @@ def test_a_server_whose_listed_module_raises_refuses_to_start_in_one_line(tmp_pa
                PYTHONPATH=os.pathsep.join([str(tmp_path),
                                            str(Path(__file__).resolve().parents[2])]))
     result = subprocess.run([sys.executable, "-c", "from batchjobs.cli import main; main()",
-                             "worker", "--server", "Src2"], capture_output=True, check=False, text=True,
-                            env=env, cwd=tmp_path, timeout=120)
+                             "worker", "--server", "Src2"], capture_output=True, check=False,
+                            text=True, env=env, cwd=tmp_path, timeout=120)
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr and len(result.stderr.splitlines()) == 1
     assert "module 'broken_jobs' raised while importing: RuntimeError: no config" \

@@ -200,7 +200,7 @@ class MissingDriver(ConfigError):
     """Raised when the database URL needs a driver that is not installed; ``driver`` names
     the missing module and ``extra`` the batchjobs extra that brings it."""
 
-    def __init__(self, driver: str, *, extra: str) -> None:
+    def __init__(self, driver: str, *, extra: str = "postgres") -> None:
         self.driver = driver
         self.extra = extra
         super().__init__(f"BATCHJOBS_DATABASE_URL needs the {driver!r} driver, which is not "

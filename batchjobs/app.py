@@ -68,7 +68,7 @@ def configure(settings: Settings | None = None) -> None:
     pool per broker, so the previous broker's pool stays usable for whoever holds it."""
     settings = settings or get_settings()
     app.conf.update({**DEFAULTS, **user_config(settings.celery_config), **ENFORCED,
-                     **settings.broker_config(), "imports": list(settings.imports)})
+                     **settings.broker_config()})
     app._pool = None
     # The AMQP helper caches producers and the task-sent event dispatcher per broker.
     app.__dict__.pop("amqp", None)

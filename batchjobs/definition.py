@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from sqlalchemy.orm import InstrumentedAttribute
 
 from .errors import (
     DependencyCycle,
@@ -43,10 +44,19 @@ from .errors import (
     UnknownDependency,
     UnknownGroup,
 )
-from .processes import get_process
+from .models import Job, Task
+from .processes import get_process, import_configured
 from .recurrence import Recurrence, parse_recurrence
 from .settings import DEFAULT_GROUP
 from .status import Alert, ConditionType, Expected
+
+#: Deepest nesting of a job file or of a task's kwargs. Deeper is refused before any
+#: recursive code (a parser, the JSON encoder, the database driver) meets it: a file nested
+#: 100,000 deep made them raise RecursionError with 199 KB of traceback.
+MAX_DEPTH = 100
+#: Most retries a task may ask for: each retry is an attempt row, and a number past the
+#: database's integer is refused by the database only after the job is half written.
+MAX_RETRIES = 1000
 
 JOB_KEYS = frozenset({"description", "alert", "company", "run_at", "recurrence", "tasks"})
 TASK_KEYS = frozenset({"name", "process", "kwargs", "group", "company", "retries",
@@ -158,6 +168,12 @@ class JobSpec:
         if not isinstance(self.description, str) or not self.description.strip():
             raise InvalidValue("description must be a non-empty string", field="description",
                                value=self.description)
+        check_text(self.description, field="description")
+        if self.company is not None:
+            if not isinstance(self.company, str):
+                raise InvalidValue("company must be a string", field="company",
+                                   value=self.company)
+            check_text(self.company, field="company", column=Job.company)
         if not self.tasks:
             raise InvalidValue("a job needs at least one task", field="tasks", value=[])
         names: set[str] = set()
@@ -168,8 +184,12 @@ class JobSpec:
                                     value=task.name)
             names.add(task.name)
         known_groups = set(groups) if groups is not None else None
+        # The operator's modules (BATCHJOBS_IMPORTS), imported here on purpose: this host
+        # must know the processes the servers know, and may import nothing else.
+        import_configured()
         for task in self.tasks:
             process = get_process(task.process, task=task.name)
+            _check_depth(task.kwargs, task=task.name, field_name="kwargs")
             _check_json(task)
             process.check_kwargs(task.kwargs, task=task.name)
             if known_groups is not None and task.group not in known_groups:
@@ -177,6 +197,9 @@ class JobSpec:
                                    field="group", value=task.group)
             seen_parents: set[str] = set()
             for dep in task.depends_on:
+                if not isinstance(dep.task, str):
+                    raise InvalidValue("a condition's task must be a task name",
+                                       task=task.name, field="depends_on", value=dep.task)
                 if dep.task not in names:
                     raise UnknownDependency(f"condition on task {dep.task!r}, which is not in "
                                             "the job", task=task.name, field="depends_on",
@@ -232,14 +255,24 @@ def load_job_file(path: str | Path) -> JobSpec:
         raise MalformedDefinition(f"{path} is not UTF-8 text (byte {exc.start})", field="file",
                                   value=str(path)) from None
     is_json = path.suffix.lower() == ".json"
+    if not text.strip():
+        raise MalformedDefinition(f"{path}: the file is empty (a job needs a description and "
+                                  "tasks)", field="file", value=str(path))
     try:
         data = json.loads(text) if is_json else yaml.safe_load(text)
+    except RecursionError:
+        raise MalformedDefinition(f"{path} is nested too deeply (at most {MAX_DEPTH} levels)",
+                                  field="file", value=str(path)) from None
     except json.JSONDecodeError as exc:
         raise MalformedDefinition(f"{path} is not valid JSON: {exc.msg} at line {exc.lineno} "
                                   f"column {exc.colno}", field="file", value=str(path)) from None
     except yaml.YAMLError as exc:
         raise MalformedDefinition(f"{path} is not valid YAML: {_yaml_problem(exc)}",
                                   field="file", value=str(path)) from None
+    if data is None:
+        raise MalformedDefinition(f"{path}: the file is empty (it holds only comments; a job "
+                                  "needs a description and tasks)", field="file",
+                                  value=str(path))
     return job_from_dict(data)
 
 
@@ -254,6 +287,8 @@ def job_from_dict(data: Any) -> JobSpec:
     """Build a :class:`JobSpec` from plain data (the file shape)."""
     if not isinstance(data, Mapping):
         raise MalformedDefinition("a job must be a mapping", value=type(data).__name__)
+    _check_depth({k: v for k, v in data.items() if k != "tasks"}, task=None,
+                 field_name="file")
     _no_unknown_keys(data, JOB_KEYS, None)
     tasks_data = data.get("tasks")
     if not isinstance(tasks_data, list):
@@ -270,6 +305,7 @@ def job_from_dict(data: Any) -> JobSpec:
             raise InvalidValue(f"task #{index + 1} needs a non-empty name", field="name",
                                value=name)
         _no_unknown_keys(item, TASK_KEYS, name)
+        _check_depth(item, task=name, field_name="kwargs", start=3)  # file > tasks > task
         deps = item.get("depends_on")
         deps = [] if deps is None else deps
         if not isinstance(deps, list):
@@ -333,11 +369,18 @@ def _no_unknown_keys(data: Mapping[str, Any], allowed: frozenset[str], task: str
 def _check_task_fields(task: TaskSpec) -> None:
     if not isinstance(task.name, str) or not task.name.strip():
         raise InvalidValue("task name must be a non-empty string", field="name", value=task.name)
+    check_text(task.name, task=task.name, field="name", column=Task.name)
+    if isinstance(task.process, str):
+        check_text(task.process, task=task.name, field="process", column=Task.process)
     if not isinstance(task.group, str) or not task.group:
         raise InvalidValue("group must be a non-empty string", task=task.name, field="group",
                            value=task.group)
+    check_text(task.group, task=task.name, field="group", column=Task.group_name)
     if isinstance(task.retries, bool) or not isinstance(task.retries, int) or task.retries < 0:
         raise InvalidValue("retries must be a whole number >= 0", task=task.name,
+                           field="retries", value=task.retries)
+    if task.retries > MAX_RETRIES:
+        raise InvalidValue(f"retries must be at most {MAX_RETRIES}", task=task.name,
                            field="retries", value=task.retries)
     if not isinstance(task.ignore_failure, bool):
         raise InvalidValue("ignore_failure must be true or false", task=task.name,
@@ -345,12 +388,63 @@ def _check_task_fields(task: TaskSpec) -> None:
     if task.company is not None and not isinstance(task.company, str):
         raise InvalidValue("company must be a string", task=task.name, field="company",
                            value=task.company)
+    if task.company is not None:
+        check_text(task.company, task=task.name, field="company", column=Task.company)
+
+
+def check_user(user: str) -> None:
+    """Refuse a user name the database cannot store (``--user``, ``BATCHJOBS_USER``)."""
+    if not isinstance(user, str) or not user.strip():
+        raise InvalidValue("user must be a non-empty string", field="user", value=user)
+    check_text(user, field="user", column=Job.created_by)
+
+
+def check_text(value: str, *, field: str, task: str | None = None,
+               column: InstrumentedAttribute[Any] | None = None) -> None:
+    """Refuse text the database would refuse halfway through a job: a NUL byte (PostgreSQL
+    text cannot hold one), a lone surrogate (not encodable as UTF-8), or more characters
+    than ``column`` (a model column such as ``Task.name``) holds. Named in the message."""
+    if "\x00" in value:
+        raise InvalidValue(f"contains a NUL byte (\\x00) at character {value.index(chr(0)) + 1}",
+                           task=task, field=field, value=value)
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidValue(f"contains a lone surrogate (\\u{ord(value[exc.start]):04x}) at "
+                           f"character {exc.start + 1}; text must be valid Unicode",
+                           task=task, field=field, value=value) from None
+    if column is None:
+        return
+    stored = column.property.columns[0]
+    limit = getattr(stored.type, "length", None)
+    if limit is not None and len(value) > limit:
+        raise InvalidValue(f"is {len(value)} characters long; at most {limit} fit (database "
+                           f"column {stored.table.name}.{stored.name})", task=task,
+                           field=field, value=value)
+
+
+def _check_depth(data: Any, *, task: str | None, field_name: str, start: int = 1) -> None:
+    """Refuse nesting deeper than :data:`MAX_DEPTH` (``data`` itself is at level
+    ``start``), walking without recursion."""
+    stack: list[tuple[Any, int]] = [(data, start)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise MalformedDefinition(f"nested more than {MAX_DEPTH} levels deep", task=task,
+                                      field=field_name, value=f"depth > {MAX_DEPTH}")
+        if isinstance(item, Mapping):
+            stack.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, (list, tuple)):
+            stack.extend((v, depth + 1) for v in item)
 
 
 def _check_json(task: TaskSpec) -> None:
     """kwargs must survive a JSON round trip unchanged (that is what a worker receives)."""
     try:
         text = json.dumps(task.kwargs, allow_nan=False)
+    except RecursionError:
+        raise InvalidValue(f"kwargs are nested more than {MAX_DEPTH} levels deep",
+                           task=task.name, field="kwargs", value="(too deep)") from None
     except (TypeError, ValueError) as exc:
         raise InvalidValue(f"kwargs are not JSON: {exc}", task=task.name, field="kwargs",
                            value=repr(task.kwargs)) from None

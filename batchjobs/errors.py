@@ -28,7 +28,8 @@ what was wrong without parsing messages::
     ├── ServerStartError         a batch server started here did not come up       exit 1
     ├── DeliveryError            an alert sink (SMTP, webhook) refused or is down  exit 1
     └── ConfigError              a setting is missing or malformed                 exit 2
-        └── InvalidSchedule      a server's schedule or time zone is malformed
+        ├── InvalidSchedule      a server's schedule or time zone is malformed
+        └── MissingDriver        the database URL needs a driver that is not installed
 
 Each sub-base carries the exit code of the CLI (``exit_code``): the CLI reports any
 error of the tree as one line and exits with it. Every error survives pickling (a
@@ -257,3 +258,27 @@ class UserNotFound(StoreError):
     def __init__(self, name: str) -> None:
         self.name = name
         super().__init__(f"no user named {name!r} (add one with: batchjobs user add {name})")
+
+
+#: Database driver module -> the extra of batchjobs that installs it.
+_DRIVER_EXTRAS = {"psycopg": "postgres", "psycopg_binary": "postgres", "psycopg_c": "postgres"}
+
+
+class MissingDriver(ConfigError):
+    """Raised when the database URL needs a driver that is not installed; ``driver`` names
+    the missing module and ``extra`` the batchjobs extra that brings it."""
+
+    def __init__(self, driver: str, *, extra: str = "postgres") -> None:
+        self.driver = driver
+        self.extra = extra
+        super().__init__(f"BATCHJOBS_DATABASE_URL needs the {driver!r} driver, which is not "
+                         f"installed: pip install 'batchjobs[{extra}]' (from a checkout: "
+                         f"pip install '.[{extra}]')", name="BATCHJOBS_DATABASE_URL")
+
+    @classmethod
+    def from_import_error(cls, exc: ImportError) -> MissingDriver | None:
+        """The error to raise instead of ``exc`` when ``exc`` is a known database driver
+        missing (call it where the engine is created), else None (re-raise ``exc``)."""
+        name = (getattr(exc, "name", None) or "").partition(".")[0]
+        extra = _DRIVER_EXTRAS.get(name)
+        return cls(name, extra=extra) if extra else None

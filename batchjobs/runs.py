@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from . import alerts, clock
 from .models import Job, JobRun, Task, UTCDateTime
-from .recurrence import Recurrence, next_occurrence
+from .recurrence import Recurrence, next_occurrence, skips_are_a_lower_bound
 from .settings import Settings
 from .status import JobStatus, RunKind, TaskStatus
 
@@ -111,7 +111,11 @@ def history(session: Session, job_id: int) -> list[dict[str, Any]]:
     """Every run of the job, oldest first."""
     rows = session.execute(select(JobRun).where(JobRun.job_id == job_id)
                            .order_by(JobRun.number)).scalars()
+    rec = session.execute(select(Job.recurrence).where(Job.id == job_id)).scalar()
     return [{"number": r.number, "kind": r.kind, "scheduled_at": clock.iso(r.scheduled_at),
              "started_at": clock.iso(r.started_at), "ended_at": clock.iso(r.ended_at),
-             "status": r.status, "skipped": r.skipped} for r in rows]
+             "status": r.status, "skipped": r.skipped,
+             # a cron count stops at MAX_COUNTED_SKIPS: then "skipped" means at least that
+             "skipped_at_least": rec is not None and skips_are_a_lower_bound(rec, r.skipped)}
+            for r in rows]
 

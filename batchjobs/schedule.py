@@ -42,6 +42,7 @@ __all__ = [
     "parse_timezone",
     "resolve",
     "threads_at",
+    "timezone_problem",
     "windows_from_json",
     "windows_to_json",
 ]
@@ -56,6 +57,15 @@ _TIME_RE = re.compile(r"^(\d{1,2}):(\d{2})(?::(\d{2}))?$")
 _ITEM_RE = re.compile(r"^(?P<start>[^-=\s]+)\s*-\s*(?P<end>[^-=\s]+)\s*=\s*(?P<threads>.*?)$")
 _INT_RE = re.compile(r"^[+-]?\d+$")
 _EMPTY_TEXTS = ("", '""', "''")
+#: Most threads a server may run at once (each is a process): the cap of ``--threads`` and
+#: of every window, so a schedule cannot ask the pool for 100,000 processes.
+MAX_THREADS = 256
+#: Names the zone database holds that are not IANA region zones: this host's own setting,
+#: the file POSIX-style TZ strings borrow rules from, the "no zone" placeholder.
+_NOT_REGION_NAMES = frozenset({"localtime", "posixrules", "Factory"})
+#: Copies of the database: ``right/`` counts leap seconds (wall clocks drift 27 s from
+#: every other host's), ``posix/`` repeats the region zones under another name.
+_NOT_REGION_PREFIXES = ("right/", "posix/", "right", "posix")
 
 
 # -- the window ---------------------------------------------------------------------
@@ -133,6 +143,9 @@ def _parse_threads(text: str, culprit: object) -> int:
     threads = int(text)
     if threads < 0:
         raise InvalidSchedule(f"threads {threads} is negative; use 0 or more", value=culprit)
+    if threads > MAX_THREADS:
+        raise InvalidSchedule(f"threads {threads} is more than a server may run "
+                              f"({MAX_THREADS}, the cap of --threads)", value=culprit)
     return threads
 
 
@@ -157,6 +170,9 @@ def _window_problem(start: object, end: object, threads: object,
     text = f"{_format_time(start)}-{_format_time(end)}={threads}"
     if threads < 0:
         return f"threads {threads} is negative; use 0 or more", text
+    if threads > MAX_THREADS:
+        return (f"threads {threads} is more than a server may run ({MAX_THREADS}, the "
+                f"cap of --threads)"), text
     if start == end:
         return ("a window cannot start and end at the same time "
                 "(leave the schedule empty to run the default all day)", text)
@@ -267,17 +283,35 @@ def windows_from_json(items: Sequence[Mapping[str, Any]]) -> tuple[Window, ...]:
 
 
 def parse_timezone(name: str) -> ZoneInfo:
-    """The zone a server's windows are read in; an unknown name is refused up front.
+    """The zone a server's windows are read in; a name that is not an IANA region zone is
+    refused up front (:func:`timezone_problem`).
 
     Failing at configuration time beats a server that silently runs on UTC.
     """
-    if not isinstance(name, str):
-        raise InvalidSchedule("unknown time zone", field="timezone", value=name)
+    problem = timezone_problem(name)
+    if problem is not None:
+        raise InvalidSchedule(problem, field="timezone", value=name)
+    return ZoneInfo(name)
+
+
+def timezone_problem(name: object) -> str | None:
+    """Why ``name`` is not an IANA region zone such as ``Europe/Oslo`` or ``UTC``, or None.
+
+    Refused besides unknown names: ``right/…`` (leap-second clocks), ``posix/…`` (copies),
+    ``localtime`` (whatever this host is set to, so another host reads another zone),
+    ``posixrules`` and ``Factory``. Loading the zone proves it exists and is a zone file.
+    """
+    if not isinstance(name, str) or not name:
+        return "unknown time zone"
+    if name in _NOT_REGION_NAMES or name.startswith(_NOT_REGION_PREFIXES):
+        return ("not an IANA region zone (use a name such as Europe/Oslo or UTC; right/..., "
+                "posix/..., localtime, posixrules and Factory are refused)")
     try:
-        return ZoneInfo(name)
+        ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError, OSError):
         # ValueError: empty, absolute or "../" names; OSError: e.g. a directory of zones.
-        raise InvalidSchedule("unknown time zone", field="timezone", value=name) from None
+        return "unknown time zone"
+    return None
 
 
 # -- wall time -> real time ---------------------------------------------------------

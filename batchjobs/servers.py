@@ -22,6 +22,7 @@ from .errors import InUse, InvalidValue, ServerNotFound, UnknownGroup
 from .groups import check_name, existing_groups
 from .models import Attempt, BatchGroup, BatchServer, ServerGroup
 from .schedule import (
+    MAX_THREADS,
     Window,
     next_change,
     parse_schedule,
@@ -35,8 +36,6 @@ from .status import Outcome
 
 #: A server is live while its last heartbeat is at most this many intervals old.
 LIVE_HEARTBEATS = 3
-#: Most threads a server may have (each is a process).
-MAX_THREADS = 256
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,10 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from .errors import ConfigError
 from .secrets import url_setting
@@ -94,6 +96,7 @@ class Settings:
         home = Path(env.get("BATCHJOBS_HOME") or Path.cwd()).resolve()
         database_url = (url_setting(env, "BATCHJOBS_DATABASE_URL")
                         or f"sqlite:///{home / DEFAULT_DATABASE_FILE}")
+        _check_database_url(database_url)
         broker_url = url_setting(env, "BATCHJOBS_BROKER_URL") or "embedded://"
         imports = tuple(m.strip() for m in env.get("BATCHJOBS_IMPORTS", "").split(",") if m.strip())
         return cls(database_url=database_url, broker_url=broker_url, home=home, imports=imports,
@@ -148,6 +151,24 @@ class Settings:
         from kombu.utils.url import maybe_sanitize_url
 
         return str(maybe_sanitize_url(self.broker_url))
+
+
+def _check_database_url(url: str) -> None:
+    """Refuse a database URL that can never work (``5441x`` as a port) before anything
+    connects; the message never repeats the URL, which may hold a password."""
+    try:
+        port = make_url(url).port
+    except ArgumentError:
+        raise ConfigError("BATCHJOBS_DATABASE_URL is not a database URL such as "
+                          "postgresql+psycopg://user@host:5432/db",
+                          name="BATCHJOBS_DATABASE_URL") from None
+    except ValueError:
+        port_text = urlsplit(url).netloc.rpartition("@")[2].rpartition(":")[2]  # no password
+        raise ConfigError(f"BATCHJOBS_DATABASE_URL has port {port_text!r}, which is not a "
+                          "number", name="BATCHJOBS_DATABASE_URL") from None
+    if port is not None and not 0 < port < 65536:
+        raise ConfigError(f"BATCHJOBS_DATABASE_URL has port {port}, outside 1-65535",
+                          name="BATCHJOBS_DATABASE_URL")
 
 
 def _seconds(env: Mapping[str, str], name: str, default: float) -> float:

@@ -10,7 +10,6 @@ running, and starts its housekeeper process (:mod:`batchjobs.housekeeper`).
 
 from __future__ import annotations
 
-import importlib
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -23,6 +22,7 @@ from .controller import APPLY_COMMAND, apply, schedule_clock
 from .coordinator import claim, record
 from .coordinator.sweeps import fail_own_attempts
 from .housekeeper import HousekeeperProcess
+from .processes import import_configured
 from .runner import register_processes, server_name
 from .servers import beat, record_applied, register_worker
 from .settings import get_settings
@@ -62,8 +62,8 @@ def _on_worker_init(**_: Any) -> None:
     ``BATCHJOBS_IMPORTS`` and the shipped examples), each with its own Celery task; the
     server's clock (shifted only where a test says so)."""
     settings = get_settings()
-    for module in ("batchjobs.examples", *settings.imports):
-        importlib.import_module(module)
+    for failure in import_configured().values():   # ``batchjobs worker`` refused these
+        log.error("BATCHJOBS_IMPORTS: %s", failure.describe())
     register_processes()
     if settings.clock_offset:
         clock.shift(settings.clock_offset)

@@ -96,7 +96,7 @@ def activate(env: dict[str, str]) -> None:
     os.environ.update(env)
     os.environ["PYTHONPATH"] = os.pathsep.join(  # servers import scripts/benchprocs.py
         filter(None, [str(REPO), str(REPO / "scripts"), os.environ.get("PYTHONPATH")]))
-    os.environ["BATCHJOBS_IMPORTS"] = "benchprocs"     # as an operator lists their processes
+    os.environ["BATCHJOBS_IMPORTS"] = "benchprocs"  # processes come only from listed modules
     configure()
     store.reset_engines()
     store.get_engine()

@@ -388,3 +388,68 @@ def test_to_json_form() -> None:
 ])
 def test_describe(raw: dict[str, Any], text: str) -> None:
     assert parse_recurrence(raw).describe() == text
+
+
+# -- bounded skip counting ------------------------------------------------------------------
+
+
+#: Most croniter steps one skip count may take: ~30 µs each, so about 6 ms; the issue asks
+#: for under 50 ms whatever the lateness.
+MOST_STEPS = 200
+
+
+@pytest.fixture
+def counted_steps(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
+    """Count croniter steps: the skip count must be bounded by steps, not by how late the
+    run is (a wall-time bound alone would pass on a fast machine and fail on a loaded one)."""
+    real = recurrence_module.croniter
+    steps = {"n": 0}
+
+    class Counting(real):  # type: ignore[misc, valid-type]
+        def get_next(self, *args, **kwargs):
+            steps["n"] += 1
+            return super().get_next(*args, **kwargs)
+
+    monkeypatch.setattr(recurrence_module, "croniter", Counting)
+    return steps
+
+
+@pytest.mark.parametrize(("cron", "late"), [
+    ("* * * * * *", timedelta(days=2)),        # per second, 2 days late: 172,800 missed
+    ("* * * * *", timedelta(days=80)),         # per minute, 80 days late: 115,200 missed
+    ("* * * * * *", timedelta(days=3650)),     # ten years
+    ("0 2 * * *", timedelta(days=3650)),       # daily, in a zone with DST
+])
+def test_a_very_late_cron_run_counts_skips_up_to_the_cap_in_bounded_steps(
+        counted_steps, cron, late) -> None:
+    import time as wall
+
+    rec = parse_recurrence({"cron": cron, "timezone": "Europe/Oslo"})
+    t = utc(2027, 1, 1)
+    started = wall.perf_counter()
+    upcoming, skipped = next_occurrence(rec, anchor=t, previous=t, now=t + late, runs_done=1)
+    elapsed = wall.perf_counter() - started
+    assert upcoming is not None and upcoming > t + late
+    assert skipped == recurrence_module.MAX_COUNTED_SKIPS
+    assert recurrence_module.skips_are_a_lower_bound(rec, skipped)
+    assert counted_steps["n"] <= MOST_STEPS
+    assert elapsed < 1.0, f"{elapsed:.3f} s"     # ~5 ms here; loose for a loaded machine
+
+
+def test_a_cron_count_below_the_cap_is_exact_and_not_a_lower_bound() -> None:
+    rec = parse_recurrence({"cron": "0 * * * *"})
+    t = utc(2027, 5, 3, 10)
+    _, skipped = next_occurrence(rec, anchor=t, previous=t, now=t + timedelta(hours=40),
+                                 runs_done=1)
+    assert skipped == 40 and not recurrence_module.skips_are_a_lower_bound(rec, skipped)
+
+
+def test_every_counts_any_lateness_exactly_without_stepping(counted_steps) -> None:
+    rec = parse_recurrence({"every": "1s"})
+    t = utc(2027, 1, 1)
+    upcoming, skipped = next_occurrence(rec, anchor=t, previous=t,
+                                        now=t + timedelta(days=3650), runs_done=1)
+    assert skipped == 3650 * 86400
+    assert upcoming == t + timedelta(days=3650, seconds=1)
+    assert not recurrence_module.skips_are_a_lower_bound(rec, skipped)
+    assert counted_steps["n"] == 0

@@ -16,15 +16,22 @@ def group() -> None:
 @group.command()
 @click.argument("name")
 @click.option("--description", default="", help="What the group is for.")
+@json_option
 @reports_errors
-def add(name: str, description: str) -> None:
+def add(name: str, description: str, as_json: bool) -> None:
     """Create batch group NAME (or update its description).
+
+    --json prints the group as `group list --json` shows it, with ``created``.
 
     \b
     Example:
       batchjobs group add BG1 --description "month-end posting"
     """
     created = groups.add_group(name, description=description)
+    if as_json:
+        row = next(g for g in groups.list_groups() if g["name"] == name)
+        echo_json({**row, "created": created})
+        return
     click.echo(f"{'created' if created else 'updated'} {name}")
 
 

@@ -9,9 +9,10 @@ from typing import Any
 import click
 
 from .. import alerts, api, client, lifecycle
-from ..definition import load_job_file
+from ..definition import check_user, load_job_file
 from ..status import JobStatus
 from .common import EXIT_FAILED, EXIT_OK, EXIT_TIMEOUT, echo_json, json_option, reports_errors
+from .waiting import wait_with_progress
 
 
 @click.command()
@@ -28,6 +29,8 @@ def submit(file: str, user: str | None, hold: bool) -> None:
       batchjobs submit job1.yaml --user alice
     """
     job = load_job_file(file)
+    if user is not None:
+        check_user(user)
     click.echo(api.submit(job, user=user, hold=hold))
 
 
@@ -59,15 +62,30 @@ def status(job_id: int, as_json: bool) -> None:
 @click.command()
 @click.argument("job_id", type=int)
 @click.option("--timeout", type=float, default=None, help="Give up after S seconds (exit 124).")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar (none is drawn when stderr "
+              "is not a terminal either).")
 @reports_errors
-def wait(job_id: int, timeout: float | None) -> None:
-    """Wait until a job is final; exit 0 if it ended, 1 on error/canceled, 124 on timeout."""
-    final = api.wait(job_id, timeout=timeout)
+def wait(job_id: int, timeout: float | None, quiet: bool) -> None:
+    """Wait until a job is final; exit 0 if it ended, 1 on error/canceled, 124 on timeout.
+
+    On a terminal a live bar shows done/total, running, failed and the time waited; a
+    warning names any batch group whose ready tasks no live server serves.
+
+    \b
+    Example:
+      batchjobs wait 12 --timeout 3600 && echo done
+    """
+    final = wait_with_progress(job_id, timeout=timeout, bar=not quiet and _stderr_is_a_tty(),
+                               warn=lambda line: click.echo(line, err=True))
     if final is None:
         click.echo(f"job {job_id} still running after {timeout}s", err=True)
         sys.exit(EXIT_TIMEOUT)
     click.echo(final.value)
     sys.exit(EXIT_OK if final is JobStatus.ENDED else EXIT_FAILED)
+
+
+def _stderr_is_a_tty() -> bool:
+    return click.get_text_stream("stderr").isatty()
 
 
 @click.command(name="list")
@@ -88,40 +106,57 @@ def list_jobs(limit: int, as_json: bool) -> None:
 
 @click.command()
 @click.argument("job_id", type=int)
+@json_option
 @reports_errors
-def hold(job_id: int) -> None:
-    """Keep a waiting job from starting (until release)."""
+def hold(job_id: int, as_json: bool) -> None:
+    """Keep a waiting job from starting (until release). --json prints the job after."""
     lifecycle.hold(job_id)
-    click.echo(f"job {job_id} held")
+    _changed(job_id, as_json, f"job {job_id} held")
 
 
 @click.command()
 @click.argument("job_id", type=int)
+@json_option
 @reports_errors
-def release(job_id: int) -> None:
-    """Let a held job start (at once if its time has come)."""
+def release(job_id: int, as_json: bool) -> None:
+    """Let a held job start (at once if its time has come). --json prints the job after."""
     lifecycle.release(job_id)
-    click.echo(f"job {job_id} released")
+    _changed(job_id, as_json, f"job {job_id} released")
 
 
 @click.command()
 @click.argument("job_id", type=int)
+@json_option
 @reports_errors
-def cancel(job_id: int) -> None:
-    """Cancel a job: tasks not started are canceled, executing ones stopped."""
+def cancel(job_id: int, as_json: bool) -> None:
+    """Cancel a job: tasks not started are canceled, executing ones stopped.
+
+    --json prints the job after, with ``stopped``: the executing tasks stopped."""
     stopped = lifecycle.cancel(job_id)
-    click.echo(f"job {job_id} canceled ({stopped} executing task(s) stopped)")
+    _changed(job_id, as_json, f"job {job_id} canceled ({stopped} executing task(s) stopped)",
+             stopped=stopped)
 
 
 @click.command()
 @click.argument("job_id", type=int)
 @click.option("--failed", is_flag=True,
               help="Only the tasks that ended error, not_run or canceled (and their dependents).")
+@json_option
 @reports_errors
-def rerun(job_id: int, failed: bool) -> None:
-    """Run a finished job again (all of it, or its failed branch); history is kept."""
+def rerun(job_id: int, failed: bool, as_json: bool) -> None:
+    """Run a finished job again (all of it, or its failed branch); history is kept.
+
+    --json prints the job after, with ``rerun``: how many tasks run again."""
     count = lifecycle.rerun(job_id, failed=failed)
-    click.echo(f"job {job_id}: {count} task(s) run again")
+    _changed(job_id, as_json, f"job {job_id}: {count} task(s) run again", rerun=count)
+
+
+def _changed(job_id: int, as_json: bool, line: str, **extra: int) -> None:
+    """After a change: the job as ``status --json`` shows it (plus ``extra``), or ``line``."""
+    if as_json:
+        echo_json({**api.status(job_id), **extra})
+    else:
+        click.echo(line)
 
 
 @click.command()
@@ -139,7 +174,12 @@ def history(job_id: int, as_json: bool) -> None:
     for r in rows:
         click.echo(f"{r['number']:>4}  {r['kind']:<9} {_t(r['scheduled_at']):<21} "
                    f"{_t(r['started_at']):<21} {_t(r['ended_at']):<21} {r['status']:<9} "
-                   f"{r['skipped']}")
+                   f"{_skipped(r)}")
+
+
+def _skipped(row: dict[str, Any]) -> str:
+    """``≥ N`` when the count stopped at its cap (cron), else the exact count."""
+    return f"≥ {row['skipped']}" if row.get("skipped_at_least") else str(row["skipped"])
 
 
 def _t(value: str | None) -> str:
@@ -172,6 +212,8 @@ def run_client(job_id: int | None, as_json: bool) -> None:
             click.echo(f"running job {claimed.job_id} task {claimed.name!r} "
                        f"({claimed.process})", err=True)
 
+    if job_id is not None:
+        api.job_status(job_id)  # no such job: exit 2, like status
     ran = client.run_client(job_id, on_start=starting)
     if as_json:
         echo_json(ran)

@@ -10,6 +10,7 @@ from click.core import ParameterSource
 
 from .. import servers
 from ..errors import ServerNotFound
+from ..schedule import MAX_THREADS
 from ..settings import DEFAULT_GROUP
 from .common import echo_json, json_option, reports_errors
 
@@ -25,7 +26,8 @@ def _split(groups: str | None) -> list[str] | None:
               help="Name of this batch server (recorded on every attempt).")
 @click.option("--groups", default=DEFAULT_GROUP, show_default=True, envvar="BATCHJOBS_GROUPS",
               help="Groups of a NEW server (an existing server's record wins).")
-@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True,
+@click.option("--threads", type=click.IntRange(min=1, max=MAX_THREADS), default=1,
+              show_default=True,
               envvar="BATCHJOBS_THREADS", help="Threads of a NEW server.")
 @click.option("--metrics-port", type=click.IntRange(1, 65535), default=None,
               envvar="BATCHJOBS_METRICS_PORT",
@@ -49,8 +51,10 @@ def worker(ctx: click.Context, name: str, groups: str, threads: int,
       batchjobs worker --server Batch2 --loglevel WARNING
     """
     from ..app import app
+    from ..processes import require_configured
     from ..worker import worker_argv
 
+    require_configured()
     try:
         config = servers.get_server(name)
     except ServerNotFound:

@@ -25,7 +25,7 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from ..errors import ConfigError
+from ..errors import ConfigError, MissingDriver
 from ..settings import Settings, get_settings
 from . import fastpath, steps
 from .schema import SCHEMA_REVISION, current_revision, ensure_schema, head_revision, upgrade
@@ -72,6 +72,11 @@ def create_engine(settings: Settings) -> Engine:
     """A new engine for the settings' database, not cached and with no schema check."""
     try:
         return steps.for_url(settings.database_url).create_engine(settings.database_url)
+    except ImportError as exc:      # the URL's driver is not installed: say which extra
+        missing = MissingDriver.from_import_error(exc)
+        if missing is None:
+            raise
+        raise missing from None
     except Exception as exc:  # noqa: BLE001 - SQLAlchemy raises several kinds here
         raise ConfigError(f"cannot use BATCHJOBS_DATABASE_URL {settings.safe_database_url()}: "
                           f"{exc}", name="BATCHJOBS_DATABASE_URL") from None

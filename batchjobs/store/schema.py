@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, text
-from sqlalchemy.exc import OperationalError, ProgrammingError
+from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 from sqlalchemy.orm import sessionmaker
 
 from . import steps
@@ -60,7 +60,7 @@ def upgrade(engine: Engine) -> str:
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
         conn.commit()
-    _seed(engine)
+        _seed(engine)       # under the lock: two processes on an empty database seed once
     return head_revision(engine)
 
 
@@ -71,7 +71,11 @@ def _seed(engine: Engine) -> None:
     from ..settings import DEFAULT_GROUP
 
     maker = sessionmaker(engine)
-    with maker() as session, session.begin():
-        if session.get(BatchGroup, DEFAULT_GROUP) is None:
-            session.add(BatchGroup(name=DEFAULT_GROUP, description="The default batch group",
-                                   created_at=clock.now()))
+    try:
+        with maker() as session, session.begin():
+            if session.get(BatchGroup, DEFAULT_GROUP) is None:
+                session.add(BatchGroup(name=DEFAULT_GROUP,
+                                       description="The default batch group",
+                                       created_at=clock.now()))
+    except IntegrityError:
+        pass    # seeded meanwhile by a process that found the schema at head already

@@ -8,19 +8,18 @@ from __future__ import annotations
 
 import getpass
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import insert, select
 
-from . import clock, queues, runs, store
-from .coordinator import start_job
-from .definition import JobSpec
+from . import clock, queues, store
 from .errors import InvalidRecurrence, JobNotFound, TaskNotFound
-from .processes import get_process
-from .recurrence import Recurrence, first_occurrence
 from .models import Attempt, BatchGroup, Condition, Job, Task
 from .settings import Settings, get_settings
 from .status import JOB_FINAL, JobStatus, TaskStatus
+
+if TYPE_CHECKING:
+    from .definition import JobSpec
 
 #: Seconds between two looks at the database while waiting for a job.
 WAIT_POLL_INTERVAL = 0.05
@@ -41,6 +40,12 @@ def submit(job: JobSpec, *, user: str | None = None, hold: bool = False,
     Nothing is stored when validation fails. Tasks without conditions are
     published as soon as the transaction commits.
     """
+    # Here, not at the top: reading a status needs none of them (nor croniter, the sinks).
+    from . import runs
+    from .coordinator import start_job
+    from .processes import get_process
+    from .recurrence import Recurrence, first_occurrence
+
     settings = settings or get_settings()
     user = user or current_user()
     now = clock.now()
@@ -138,6 +143,8 @@ def history(job_id: int, *, settings: Settings | None = None) -> list[dict[str, 
     with store.read_session(settings) as session:
         if session.get(Job, job_id) is None:
             raise JobNotFound(job_id)
+        from . import runs
+
         return runs.history(session, job_id)
 
 

@@ -8,11 +8,9 @@ from typing import Any
 
 import click
 
-from .. import alerts, api, client, lifecycle
-from ..definition import check_user, load_job_file
+from .. import api
 from ..status import JobStatus
 from .common import EXIT_FAILED, EXIT_OK, EXIT_TIMEOUT, echo_json, json_option, reports_errors
-from .waiting import wait_with_progress
 
 
 @click.command()
@@ -28,6 +26,8 @@ def submit(file: str, user: str | None, hold: bool) -> None:
     Example:
       batchjobs submit job1.yaml --user alice
     """
+    from ..definition import check_user, load_job_file
+
     job = load_job_file(file)
     if user is not None:
         check_user(user)
@@ -75,6 +75,8 @@ def wait(job_id: int, timeout: float | None, quiet: bool) -> None:
     Example:
       batchjobs wait 12 --timeout 3600 && echo done
     """
+    from .waiting import wait_with_progress
+
     final = wait_with_progress(job_id, timeout=timeout, bar=not quiet and _stderr_is_a_tty(),
                                warn=lambda line: click.echo(line, err=True))
     if final is None:
@@ -110,6 +112,8 @@ def list_jobs(limit: int, as_json: bool) -> None:
 @reports_errors
 def hold(job_id: int, as_json: bool) -> None:
     """Keep a waiting job from starting (until release). --json prints the job after."""
+    from .. import lifecycle
+
     lifecycle.hold(job_id)
     _changed(job_id, as_json, f"job {job_id} held")
 
@@ -120,6 +124,8 @@ def hold(job_id: int, as_json: bool) -> None:
 @reports_errors
 def release(job_id: int, as_json: bool) -> None:
     """Let a held job start (at once if its time has come). --json prints the job after."""
+    from .. import lifecycle
+
     lifecycle.release(job_id)
     _changed(job_id, as_json, f"job {job_id} released")
 
@@ -132,6 +138,8 @@ def cancel(job_id: int, as_json: bool) -> None:
     """Cancel a job: tasks not started are canceled, executing ones stopped.
 
     --json prints the job after, with ``stopped``: the executing tasks stopped."""
+    from .. import lifecycle
+
     stopped = lifecycle.cancel(job_id)
     _changed(job_id, as_json, f"job {job_id} canceled ({stopped} executing task(s) stopped)",
              stopped=stopped)
@@ -147,6 +155,8 @@ def rerun(job_id: int, failed: bool, as_json: bool) -> None:
     """Run a finished job again (all of it, or its failed branch); history is kept.
 
     --json prints the job after, with ``rerun``: how many tasks run again."""
+    from .. import lifecycle
+
     count = lifecycle.rerun(job_id, failed=failed)
     _changed(job_id, as_json, f"job {job_id}: {count} task(s) run again", rerun=count)
 
@@ -192,6 +202,8 @@ def _t(value: str | None) -> str:
 @reports_errors
 def list_alerts(user: str | None, as_json: bool) -> None:
     """List alerts (newest first) with the state of each delivery."""
+    from .. import alerts
+
     rows = alerts.list_alerts(user=user)
     if as_json:
         echo_json(rows)
@@ -207,6 +219,8 @@ def list_alerts(user: str | None, as_json: bool) -> None:
 @reports_errors
 def run_client(job_id: int | None, as_json: bool) -> None:
     """Run the ready client tasks here, in the foreground; the jobs then go on."""
+    from .. import client
+
     def starting(claimed: Any) -> None:
         if not as_json:
             click.echo(f"running job {claimed.job_id} task {claimed.name!r} "

@@ -9,7 +9,6 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import click
-
 from sqlalchemy.exc import OperationalError
 
 from ..errors import BatchJobsError
@@ -28,6 +27,19 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON."
 
 def echo_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, default=str))
+
+
+def echo_rows(rows: list[dict[str, Any]], as_json: bool, line: Callable[[dict[str, Any]], str],
+              *, header: str | None = None) -> None:
+    """What every ``list`` command prints: the rows as JSON, or one line each (after
+    ``header``)."""
+    if as_json:
+        echo_json(rows)
+        return
+    if header is not None:
+        click.echo(header)
+    for row in rows:
+        click.echo(line(row))
 
 
 def reports_errors(fn: F) -> F:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from .. import groups
-from .common import echo_json, json_option, reports_errors
+from .common import echo_json, echo_rows, json_option, reports_errors
 
 
 @click.group()
@@ -40,13 +40,9 @@ def add(name: str, description: str, as_json: bool) -> None:
 @reports_errors
 def list_groups(as_json: bool) -> None:
     """List batch groups with their servers and unfinished tasks."""
-    rows = groups.list_groups()
-    if as_json:
-        echo_json(rows)
-        return
-    for row in rows:
-        click.echo(f"{row['name']:<20} servers: {','.join(row['servers']) or '-':<24} "
-                   f"unfinished tasks: {row['unfinished_tasks']:<6} {row['description']}")
+    echo_rows(groups.list_groups(), as_json, lambda row: (
+        f"{row['name']:<20} servers: {','.join(row['servers']) or '-':<24} "
+        f"unfinished tasks: {row['unfinished_tasks']:<6} {row['description']}"))
 
 
 @group.command()

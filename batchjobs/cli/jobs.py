@@ -10,7 +10,15 @@ import click
 
 from .. import api
 from ..status import JobStatus
-from .common import EXIT_FAILED, EXIT_OK, EXIT_TIMEOUT, echo_json, json_option, reports_errors
+from .common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_TIMEOUT,
+    echo_json,
+    echo_rows,
+    json_option,
+    reports_errors,
+)
 
 
 @click.command()
@@ -96,13 +104,9 @@ def _stderr_is_a_tty() -> bool:
 @reports_errors
 def list_jobs(limit: int, as_json: bool) -> None:
     """List the most recent jobs."""
-    jobs = api.list_jobs(limit=limit)
-    if as_json:
-        echo_json(jobs)
-        return
-    for j in jobs:
-        click.echo(f"{j['id']:>6}  {j['status']:<10} {j['created_at']}  {j['created_by']:<12} "
-                   f"{j['description']}")
+    echo_rows(api.list_jobs(limit=limit), as_json, lambda j: (
+        f"{j['id']:>6}  {j['status']:<10} {j['created_at']}  {j['created_by']:<12} "
+        f"{j['description']}"))
 
 
 

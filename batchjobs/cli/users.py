@@ -11,7 +11,7 @@ import click
 
 from .. import auth, users
 from ..errors import UserNotFound
-from .common import EXIT_INVALID, echo_json, json_option, reports_errors
+from .common import EXIT_INVALID, echo_json, echo_rows, json_option, reports_errors
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -107,12 +107,8 @@ def revoke(name: str) -> None:
 @reports_errors
 def list_users(as_json: bool) -> None:
     """List users with their role."""
-    rows = users.list_users()
-    if as_json:
-        echo_json(rows)
-        return
-    for r in rows:
-        click.echo(f"{r['name']:<20} {r['role']:<9} {r['email'] or '-'}")
+    echo_rows(users.list_users(), as_json,
+              lambda r: f"{r['name']:<20} {r['role']:<9} {r['email'] or '-'}")
 
 
 def _print(row: dict[str, Any], as_json: bool) -> None:

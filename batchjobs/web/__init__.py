@@ -22,7 +22,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .. import store
 from ..settings import Settings
-from . import failures, routes_api, routes_pages
+from . import failures, routes_api, routes_ops, routes_pages
 from .security import Signer
 
 __all__ = ["app", "create_app"]
@@ -68,6 +68,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     failures.install(app)
     app.include_router(routes_api.router, prefix="/api")
     app.include_router(routes_pages.router)
+    app.include_router(routes_ops.router)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
 
     @app.middleware("http")

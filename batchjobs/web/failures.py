@@ -39,7 +39,8 @@ _STATUS: tuple[tuple[type[BaseException], int], ...] = (
 
 
 def _is_api(request: Request) -> bool:
-    return request.url.path.startswith("/api")
+    """Machines' paths get JSON errors (401, 403…), people's pages a redirect to login."""
+    return request.url.path.startswith(("/api", "/metrics"))
 
 
 def _body(message: str, status: int, **culprit: Any) -> JSONResponse:

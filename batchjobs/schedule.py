@@ -395,8 +395,9 @@ def next_change(windows: Sequence[Window], tz: ZoneInfo, after: datetime, *,
                 default: int) -> datetime | None:
     """The first instant (aware, UTC) strictly after ``after`` at which threads_at changes.
 
-    The controller sleeps until then instead of polling. None when there are no windows or
-    the count never changes (e.g. adjacent windows with equal threads covering the day).
+    The capacity preview walks a schedule from change to change with it. None when there
+    are no windows or the count never changes (e.g. adjacent windows with equal threads
+    covering the day).
     The count only changes at occurrence boundaries, so only those are examined, over the
     next few local days.
     """

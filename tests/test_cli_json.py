@@ -77,3 +77,13 @@ def test_run_client_on_an_unknown_job_exits_2():
 def test_without_json_the_commands_still_print_one_line(tmp_path):
     job_id = submit_held(tmp_path)
     assert run("release", str(job_id)).stdout == f"job {job_id} released\n"
+
+
+def test_status_of_a_recurring_job_says_how_it_recurs(tmp_path):
+    path = tmp_path / "nightly.yaml"
+    path.write_text("description: nightly\nrecurrence: {cron: '0 2 * * 1-5', timezone: "
+                    "Europe/Oslo}\ntasks:\n  - {name: A, process: batchjobs.examples.noop}\n")
+    job_id = run("submit", str(path), "--hold").stdout.strip()
+    shown = run("status", job_id)
+    assert shown.exit_code == 0, shown.output
+    assert "recurs: cron 0 2 * * 1-5 in Europe/Oslo, run 1" in shown.stdout

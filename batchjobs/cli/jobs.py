@@ -59,6 +59,11 @@ def status(job_id: int, as_json: bool) -> None:
         return
     click.echo(f"job {data['id']}  {data['description']}  {data['status']}  "
                f"(by {data['created_by']})")
+    if data.get("recurrence"):
+        from ..recurrence import Recurrence
+
+        click.echo(f"  recurs: {Recurrence.from_json(data['recurrence']).describe()}, "
+                   f"run {data['run']}")
     click.echo(f"  {'task':<20} {'status':<10} {'group':<10} {'server':<12} {'tries':>5}  "
                "detail")
     for t in data["tasks"]:

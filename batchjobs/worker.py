@@ -21,8 +21,9 @@ from . import clock, queues, store
 from .controller import APPLY_COMMAND, apply, schedule_clock
 from .coordinator import claim, record
 from .coordinator.sweeps import fail_own_attempts
+from .errors import UnknownProcess
 from .housekeeper import HousekeeperProcess
-from .processes import import_configured
+from .processes import get_process, import_configured
 from .runner import register_processes, server_name
 from .servers import beat, record_applied, register_worker
 from .settings import get_settings
@@ -87,8 +88,11 @@ def _on_unknown_task(sender: Any = None, message: Any = None, name: str | None =
     claimed = claim(task_id, job_id, server, id, settings=settings)
     if claimed is None:
         return
-    error = (f"process {name!r} is not known on batch server {server}: list its module in "
-             "that server's BATCHJOBS_IMPORTS")
+    try:
+        get_process(str(name), task=claimed.name)
+        error = f"process {name!r} has no Celery task on batch server {server}"
+    except UnknownProcess as exc:     # says why: missing module, not batchable, not listed
+        error = f"on batch server {server}: {exc}"
     log.warning("task %r of job %s: %s", claimed.name, job_id, error)
     queues.publish(record(task_id, claimed.attempt, Outcome.ERROR, error,
                           settings=settings), settings=settings)

@@ -278,7 +278,8 @@ def test_servers_in_three_namespaces_reach_the_services_only_over_their_links(in
 def finished_lines(server: NamespacedServer) -> list[str]:
     """Celery's log lines of the server's finished batch tasks (success or failure)."""
     text = server.log_path.read_text(errors="replace")
-    return re.findall(r"Task batchjobs\.run\[[^\]]+\] (?:succeeded|raised)[^\n]*", text)
+    # A batch task's Celery name is its process, its id starts with "<job>:<task>:".
+    return re.findall(r"Task [\w.]+\[\d+:[^\]]+\] (?:succeeded|raised)[^\n]*", text)
 
 
 def run_mixed(bg1: str = "BG1") -> dict:

@@ -30,6 +30,7 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -293,7 +294,8 @@ def job_from_dict(data: Any) -> JobSpec:
     tasks_data = data.get("tasks")
     if not isinstance(tasks_data, list):
         raise MalformedDefinition("'tasks' must be a list", field="tasks", value=tasks_data)
-    job = JobSpec(description=data.get("description"), alert=data.get("alert", "error"),
+    description: Any = data.get("description")     # checked by validate(), as every field
+    job = JobSpec(description=description, alert=data.get("alert", "error"),
                   company=data.get("company"), run_at=data.get("run_at"),
                   recurrence=data.get("recurrence"))
     for index, item in enumerate(tasks_data):
@@ -315,7 +317,8 @@ def job_from_dict(data: Any) -> JobSpec:
         kwargs = {} if kwargs is None else kwargs
         if not isinstance(kwargs, Mapping):
             raise InvalidValue("kwargs must be a mapping", task=name, field="kwargs", value=kwargs)
-        task = job.add_task(name, item.get("process"), kwargs=kwargs,
+        process: Any = item.get("process")
+        task = job.add_task(name, process, kwargs=kwargs,
                             group=item.get("group", DEFAULT_GROUP), company=item.get("company"),
                             retries=item.get("retries", 0),
                             ignore_failure=item.get("ignore_failure", False),
@@ -332,7 +335,7 @@ def job_from_dict(data: Any) -> JobSpec:
 # -- helpers -------------------------------------------------------------------
 
 
-def _word(enum: type, value: Any, task: str | None, field_name: str) -> Any:
+def _word(enum: type[StrEnum], value: Any, task: str | None, field_name: str) -> Any:
     try:
         return enum(value)
     except ValueError:
@@ -362,7 +365,8 @@ def _no_unknown_keys(data: Mapping[str, Any], allowed: frozenset[str], task: str
     unknown = [k for k in data if not isinstance(k, str) or k not in allowed]
     if unknown:
         key = unknown[0]
-        raise MalformedDefinition(f"unknown key {str(key)!r} (allowed: {', '.join(sorted(allowed))})",
+        names = ", ".join(sorted(allowed))
+        raise MalformedDefinition(f"unknown key {str(key)!r} (allowed: {names})",
                                   task=task, field=str(key), value=data[key])
 
 

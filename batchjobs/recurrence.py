@@ -378,6 +378,7 @@ def next_occurrence(rec: Recurrence, *, anchor: datetime, previous: datetime,
     if rec.end_after is not None and runs_done >= rec.end_after:
         return None, 0
     after = max(previous, now)
+    upcoming: datetime | None
     if rec.every is not None:
         upcoming, skipped = _every_next(rec.every, anchor, previous, after, rec.end_by)
     else:

@@ -47,19 +47,24 @@ class _Compiled:
             raise InvalidRequestError("fastpath runs only statements whose SQL is fixed at "
                                       "compile time")
         self.sql = str(compiled)
-        names = list(compiled.binds)
-        self.defaults = {name: compiled.binds[name].value for name in names}
-        self.processors = {}
-        for name in names:
-            kind = compiled.binds[name].type.dialect_impl(engine.dialect)
-            processor = kind.bind_processor(engine.dialect)
+        self.processors: dict[str, Any] = {}
+        for name, bind in compiled.binds.items():
+            processor = bind.type.dialect_impl(engine.dialect).bind_processor(engine.dialect)
             if processor is not None:
                 self.processors[name] = processor
+        # The literal values (``status = 'ready'``…) are converted once, here: a status
+        # word's enum type would otherwise convert each of them on every call.
+        self.defaults = {name: self._convert(name, bind.value)
+                         for name, bind in compiled.binds.items()}
+
+    def _convert(self, name: str, value: Any) -> Any:
+        processor = self.processors.get(name)
+        return value if processor is None or value is None else processor(value)
 
     def parameters(self, given: dict[str, Any]) -> dict[str, Any]:
-        params = {**self.defaults, **given}
-        for name, processor in self.processors.items():
-            params[name] = processor(params[name])
+        params = dict(self.defaults)
+        for name, value in given.items():
+            params[name] = self._convert(name, value)
         return params
 
 

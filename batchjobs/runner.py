@@ -30,7 +30,7 @@ def server_name(hostname: str | None) -> str:
 
 
 @app.task(name=queues.RUN_TASK, bind=True, acks_late=True, ignore_result=True,
-          throws=(TaskFailed,))
+          throws=(TaskFailed,), Request="batchjobs.request:BatchRequest")
 def run(self: Any, task_id: int, *, job: int, task: str = "", process: str = "") -> str:
     """Run one batch task; ``task`` and ``process`` are informative (for Flower)."""
     server = server_name(self.request.hostname)

@@ -17,7 +17,7 @@ from typing import Any
 from celery import signals
 from celery.worker.control import control_command
 
-from . import queues, store
+from . import queues, request, store
 from .controller import APPLY_COMMAND, apply, schedule_clock
 from .coordinator.sweeps import fail_own_attempts
 from .housekeeper import HousekeeperProcess
@@ -76,6 +76,7 @@ def _on_worker_ready(sender: Any = None, **_: Any) -> None:
 
 @signals.worker_shutdown.connect
 def _on_worker_shutdown(**_: Any) -> None:
+    request.drain(timeout=get_settings().server_timeout)
     for keeper in _housekeepers:
         keeper.stop()
         try:

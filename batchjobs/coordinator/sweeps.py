@@ -86,6 +86,27 @@ def fail_own_attempts(server: str, settings: Settings) -> None:
     fail_attempts(lost, "restarted while the task was executing", settings)
 
 
+def fail_attempt_of_message(task_id: int, message_id: str, server: str, what: str,
+                            settings: Settings) -> bool:
+    """The server's main process saw the pool process running this message end without
+    an outcome (killed, timed out, stopped): its running attempt ends ``error`` (retried
+    if retries are left). False if that attempt had an outcome already."""
+    with store.read_session(settings) as session:
+        number = session.execute(
+            select(Attempt.number).where(Attempt.task_id == task_id,
+                                         Attempt.message_id == message_id,
+                                         Attempt.server == server,
+                                         Attempt.outcome == Outcome.RUNNING)
+            .order_by(Attempt.number.desc()).limit(1)).scalar()
+    if number is None:
+        return False
+    dispatches = record(task_id, number, Outcome.ERROR, f"batch server {server}: {what}",
+                        settings=settings)
+    log.warning("task %s attempt %s: %s", task_id, number, what)
+    queues.publish(dispatches, settings=settings)
+    return True
+
+
 def fail_attempts(lost: list[tuple[int, int, str]], what: str, settings: Settings) -> None:
     for task_id, number, server in lost:
         dispatches = record(task_id, number, Outcome.ERROR, f"batch server {server} {what}",

@@ -18,7 +18,8 @@ what was wrong without parsing messages::
     │   ├── JobNotFound          no job with that id
     │   ├── ServerNotFound       no batch server with that name
     │   ├── InUse                a group or server cannot go while something uses it
-    │   └── InvalidState         hold/release/cancel/rerun does not apply to the job now
+    │   ├── InvalidState         hold/release/cancel/rerun does not apply to the job now
+    │   └── ServerNameTaken      a live process holds the batch server's name
     ├── DispatchError            a ready task could not be handed to the broker   exit 1
     ├── RunError                 a task cannot be run where it was sent            exit 1
     │   ├── ClientOnly           a client process reached a batch server
@@ -238,3 +239,15 @@ class InvalidSchedule(ConfigError):
         self.value = value
         super().__init__(f"{field} {value!r}: {message}" if value is not None else message,
                          name=field)
+
+
+class ServerNameTaken(StoreError):
+    """Raised when a batch server starts under a name a live process holds; ``name``,
+    ``host`` and ``pid`` say which (``batchjobs worker --replace`` takes over)."""
+
+    def __init__(self, name: str, host: str | None, pid: int | None) -> None:
+        self.name = name
+        self.host = host
+        self.pid = pid
+        super().__init__(f"batch server {name!r} is running on host {host} as pid {pid} "
+                         "(stop it first, or start with --replace to take over)")

@@ -84,7 +84,10 @@ def submit(function: Any, *args: Any) -> None:
     if _executor is None:
         _executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="batchjobs-lost")
     _pending[:] = [f for f in _pending if not f.done()]
-    _pending.append(_executor.submit(_run, function, *args))
+    try:
+        _pending.append(_executor.submit(_run, function, *args))
+    except RuntimeError:    # the interpreter is exiting: record it now
+        _run(function, *args)
 
 
 def _run(function: Any, *args: Any) -> None:

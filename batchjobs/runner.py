@@ -11,9 +11,11 @@ one ends, with no polling.
 from __future__ import annotations
 
 import logging
+import os
+import signal
 from typing import Any
 
-from . import queues
+from . import incarnation, queues
 from .app import app
 from .coordinator import claim, record
 from .errors import TaskFailed
@@ -22,6 +24,11 @@ from .settings import get_settings
 from .status import Outcome
 
 log = logging.getLogger(__name__)
+
+#: Whether this pool process runs a task now (a SIGTERM is then ignored: :func:`deaf`).
+busy = False
+#: billiard's SIGTERM handler of this pool process, once :func:`deaf` replaced it.
+_previous: Any = None
 
 
 def server_name(hostname: str | None) -> str:
@@ -33,15 +40,56 @@ def server_name(hostname: str | None) -> str:
           throws=(TaskFailed,), Request="batchjobs.request:BatchRequest")
 def run(self: Any, task_id: int, *, job: int, task: str = "", process: str = "") -> str:
     """Run one batch task; ``task`` and ``process`` are informative (for Flower)."""
+    global busy
+    if _previous is None:
+        deaf()
+    busy = True
+    try:
+        return _run(self, task_id, job)
+    finally:
+        busy = False
+
+
+def deaf() -> None:
+    """Make this pool process ignore SIGTERM while it runs a task.
+
+    systemd (and ``kill -TERM -PGID``) signals every process of a server it stops; the
+    main process then makes a warm shutdown, which lets running tasks finish, and must
+    find them alive. A pool process that batchjobs means to stop (a cold shutdown,
+    ``cancel``, a time limit) is killed with SIGKILL (:mod:`batchjobs.request`); an idle
+    one still ends on SIGTERM as billiard expects. Installed at the first task, because
+    billiard replaces the handlers a process has when it starts."""
+    global _previous
+    _previous = signal.getsignal(signal.SIGTERM)
+    signal.signal(signal.SIGTERM, _on_sigterm)
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    if busy:
+        log.warning("pool process %d: SIGTERM ignored while it runs a task (the server's "
+                    "warm shutdown lets the task finish)", os.getpid())
+        return
+    if callable(_previous):
+        _previous(signum, frame)
+        return
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _run(self: Any, task_id: int, job: int) -> str:
     server = server_name(self.request.hostname)
     settings = get_settings()    # once per task: reading it means reading the environment
-    claimed = claim(task_id, job, server, self.request.id, settings=settings)
+    token = incarnation.current()
+    claimed = claim(task_id, job, server, self.request.id, settings=settings,
+                    incarnation=token)
     if claimed is None:
-        log.info("task %s of job %s is not ready any more; message dropped", task_id, job)
+        log.info("task %s of job %s is not ready any more (or not for this server); "
+                 "message dropped", task_id, job)
         return "skipped"
     outcome, error = execute(claimed, server)
     dispatches = record(claimed.task_id, claimed.attempt, outcome, error,
-                        children=claimed.readied_by_success, settings=settings)
+                        children=claimed.readied_by_success, settings=settings,
+                        incarnation=token)
     queues.publish(dispatches, settings=settings)
     if outcome is Outcome.ERROR:
         raise TaskFailed(job_id=claimed.job_id, task=claimed.name, attempt=claimed.attempt,

@@ -2,24 +2,30 @@
 controller's remote-control command, and what happens when it starts and stops.
 
 A worker started by ``batchjobs worker`` or by plain ``celery -A batchjobs.app
-worker -n NAME@%h -Q batch.default`` registers itself when it is ready (a new
-server's record is made from its queues and concurrency; an existing record wins),
-applies what its record wants now, fails the attempts its previous process left
-running, and starts its housekeeper process (:mod:`batchjobs.housekeeper`).
+worker -n NAME@%h -Q batch.default`` takes its name before its pool starts (a new
+incarnation: :mod:`batchjobs.incarnation`; refused, exit 2, while a live process holds
+it), registers itself when it is ready (a new server's record is made from its queues
+and concurrency; an existing record wins), applies what its record wants now, fails the
+attempts its previous incarnations left running, and starts its housekeeper process
+(:mod:`batchjobs.housekeeper`).
 """
 
 from __future__ import annotations
 
+import functools
 import logging
+import os
+import sys
 from collections.abc import Sequence
 from typing import Any
 
 from celery import signals
 from celery.worker.control import control_command
 
-from . import queues, request, store
+from . import incarnation, queues, request, store
 from .controller import APPLY_COMMAND, apply, schedule_clock
 from .coordinator.sweeps import fail_own_attempts
+from .errors import ServerNameTaken
 from .housekeeper import HousekeeperProcess
 from .runner import server_name
 from .servers import beat, record_applied, register_worker
@@ -53,6 +59,24 @@ def batchjobs_apply(state: Any, groups: list[str] | None = None, threads: int = 
 _housekeepers: list[HousekeeperProcess] = []
 
 
+@signals.worker_init.connect
+def _on_worker_init(sender: Any = None, **_: Any) -> None:
+    """Take the server's name before the pool starts, so that its processes inherit the
+    incarnation; ``batchjobs worker`` has taken it already (and reported a refusal)."""
+    _workers.append(sender)
+    settings = get_settings()
+    name = server_name(sender.hostname)
+    token = incarnation.current()
+    if token is not None and incarnation.holds(name, token, settings=settings):
+        return
+    try:
+        token = incarnation.take(name, settings=settings)
+    except ServerNameTaken as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    os.environ[incarnation.ENV] = token
+
+
 @signals.worker_ready.connect
 def _on_worker_ready(sender: Any = None, **_: Any) -> None:
     """Register, apply the record's current state (before any task is fetched), start the
@@ -62,11 +86,13 @@ def _on_worker_ready(sender: Any = None, **_: Any) -> None:
     name = server_name(consumer.hostname)
     groups = sorted(g for q in consumer.app.amqp.queues.consume_from
                     if (g := queues.group_of_queue(q)) is not None)
-    config = register_worker(name, groups, int(consumer.pool.num_processes), settings=settings)
+    token = incarnation.current()
+    config = register_worker(name, groups, int(consumer.pool.num_processes), settings=settings,
+                             incarnation=token, host=incarnation.this_host(), pid=os.getpid())
     now = schedule_clock(settings)()
     applied = apply(consumer, tuple(sorted(config.groups)), config.threads_at(now))
     record_applied(name, *applied, settings=settings)
-    fail_own_attempts(name, settings)
+    fail_own_attempts(name, settings, incarnation=token)
     keeper = HousekeeperProcess(name, consumer.hostname, applied, settings=settings)
     keeper.start()
     _housekeepers.append(keeper)
@@ -80,11 +106,36 @@ def _on_worker_shutdown(**_: Any) -> None:
     for keeper in _housekeepers:
         keeper.stop()
         try:
-            beat(keeper.name, alive=False)
-        except Exception:  # noqa: BLE001 - shutting down; the heartbeat simply ages
+            beat(keeper.name, alive=False, incarnation=incarnation.current())
+        except Exception:   # shutting down; the heartbeat simply ages
             log.exception("could not mark %s stopped", keeper.name)
+
+
+@signals.worker_shutting_down.connect
+def _on_worker_shutting_down(sig: str = "", how: str = "", **_: Any) -> None:
+    """After the first SIGTERM (a warm shutdown: running tasks finish), a second one is a
+    cold shutdown, as SIGQUIT is: running tasks are stopped and their attempts end
+    ``error`` (:class:`batchjobs.request.BatchRequest`)."""
+    if sig == "SIGTERM" and how == "Warm" and _workers:
+        from celery import platforms
+
+        platforms.signals["SIGTERM"] = functools.partial(_stop_running_tasks, _workers[-1])
+
+
+def _stop_running_tasks(worker: Any, *_: Any) -> None:
+    """A second SIGTERM during a warm shutdown: the running tasks are stopped (their pool
+    processes killed), their attempts end ``error``, and the warm shutdown goes on.
+    (Celery's cold-shutdown handler would stop the pool a second time, from inside the
+    warm shutdown's own stop.)"""
+    print("worker: second SIGTERM: running tasks stopped, cold shutdown (MainProcess)",
+          file=sys.__stdout__, flush=True)
+    worker.consumer.cancel_active_requests()
+
+
+_workers: list[Any] = []
 
 
 @signals.worker_process_init.connect
 def _on_worker_process_init(**_: Any) -> None:
     store.reset_engines()
+

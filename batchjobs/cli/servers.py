@@ -24,15 +24,18 @@ def _split(groups: str | None) -> list[str] | None:
               help="Groups of a NEW server (an existing server's record wins).")
 @click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True,
               envvar="BATCHJOBS_THREADS", help="Threads of a NEW server.")
+@click.option("--replace", is_flag=True,
+              help="Take the name over from a live process (it is fenced off).")
 @click.pass_context
 @reports_errors
-def worker(ctx: click.Context, name: str, groups: str, threads: int) -> None:
+def worker(ctx: click.Context, name: str, groups: str, threads: int, replace: bool) -> None:
     """Start batch server NAME: consume its groups' queues, its threads at a time.
 
     A server with a record (`batchjobs server set`) takes its groups, threads and
     schedule from it and follows changes to it while running; --groups and
     --threads register a server that has no record yet. Options it does not know
-    are passed on to `celery worker`.
+    are passed on to `celery worker`. One live process per name: a start under a
+    name that a live process holds is refused (exit 2) unless --replace.
 
     \b
     Examples:
@@ -58,7 +61,20 @@ def worker(ctx: click.Context, name: str, groups: str, threads: int) -> None:
                        "set)", err=True)
         group_list = list(config.groups)
         processes = config.most_threads
+    _take_name(name, replace=replace)
     app.worker_main(argv=worker_argv(name, group_list, processes, ctx.args))
+
+
+def _take_name(name: str, *, replace: bool) -> None:
+    """This process becomes server ``name``'s holder (the worker runs in it); its pool
+    processes inherit the incarnation."""
+    import os
+
+    from .. import incarnation
+    from ..settings import get_settings
+
+    os.environ[incarnation.ENV] = incarnation.take(name, replace=replace,
+                                                   settings=get_settings())
 
 
 @click.group()

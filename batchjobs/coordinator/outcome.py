@@ -35,19 +35,23 @@ MAX_PAUSE = 2.0
 
 
 def record(task_id: int, attempt: int, outcome: Outcome, error: str | None = None, *,
-           children: tuple[int, ...] | None = None, settings: Settings) -> list[Dispatch]:
+           children: tuple[int, ...] | None = None, settings: Settings,
+           incarnation: str | None = None) -> list[Dispatch]:
     """Record the outcome of attempt ``attempt`` of a task; return the dependents (or the
     retry) that became ready, to be published by the caller after this returns.
 
     ``children``: the dependents a success decides without a cascade
     (:attr:`Claim.readied_by_success`), which allows the one-step form. A database that
     is unreachable is retried with backoff for up to ``settings.server_timeout``
-    seconds; after that the error is raised and the attempt is left to recovery."""
+    seconds; after that the error is raised and the attempt is left to recovery.
+
+    ``incarnation``: the server start that ran the attempt; its report counts only while
+    it holds the server's name (None: recovery, which any housekeeper may do)."""
     deadline = time.monotonic() + settings.server_timeout
     pause = FIRST_PAUSE
     while True:
         try:
-            return _record(task_id, attempt, outcome, error, children, settings)
+            return _record(task_id, attempt, outcome, error, children, settings, incarnation)
         except OperationalError:
             if time.monotonic() + pause > deadline:
                 raise
@@ -58,16 +62,19 @@ def record(task_id: int, attempt: int, outcome: Outcome, error: str | None = Non
 
 
 def _record(task_id: int, attempt: int, outcome: Outcome, error: str | None,
-            children: tuple[int, ...] | None, settings: Settings) -> list[Dispatch]:
+            children: tuple[int, ...] | None, settings: Settings,
+            incarnation: str | None) -> list[Dispatch]:
     now = clock.now()
     if outcome is Outcome.ENDED and children is not None:
         with store.atomic(settings) as (kind, conn):
             rows = kind.success_at_once(conn, {"p_task": task_id, "p_number": attempt,
-                                               "p_now": now, "p_children": list(children)})
+                                               "p_now": now, "p_children": list(children),
+                                               "p_incarnation": incarnation})
         if rows is not None:
             return _after_success_at_once(rows, settings)
     with store.transaction(settings) as session:
-        return record_in(session, task_id, attempt, outcome, error, now, settings)
+        return record_in(session, task_id, attempt, outcome, error, now, settings,
+                         incarnation=incarnation)
 
 
 def _after_success_at_once(rows: list[Any], settings: Settings) -> list[Dispatch]:
@@ -86,11 +93,13 @@ def _after_success_at_once(rows: list[Any], settings: Settings) -> list[Dispatch
 
 
 def record_in(session: Session, task_id: int, attempt: int, outcome: Outcome,
-              error: str | None, now: datetime, settings: Settings) -> list[Dispatch]:
+              error: str | None, now: datetime, settings: Settings, *,
+              incarnation: str | None = None) -> list[Dispatch]:
     """:func:`record`'s transaction: a failed attempt with retries left makes the task
     ready again; otherwise the task ends and decides its dependents."""
     conn = session.connection()
-    params = {"p_task": task_id, "p_number": attempt, "p_now": now}
+    params = {"p_task": task_id, "p_number": attempt, "p_now": now,
+              "p_incarnation": incarnation}
     if outcome is Outcome.ENDED:
         done = steps.of(session).success(conn, params)
         if done is None:

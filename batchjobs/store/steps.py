@@ -311,10 +311,11 @@ def _claim_cte() -> Any:
     claimed = sql.CLAIM.cte("claimed")
     attempt = insert(sql.attempt).from_select(
         ["run", "task_id", "number", "server", "company", "user", "started_at", "outcome",
-         "message_id"],
+         "message_id", "incarnation"],
         select(sql.CURRENT_RUN, bindparam("p_task", type_=Integer()), claimed.c.attempts,
-               bindparam("p_server", type_=String()), claimed.c.company, claimed.c.run_as,
-               sql.NOW, literal(Outcome.RUNNING.value), bindparam("p_message", type_=String()))
+               sql.SERVER, claimed.c.company, claimed.c.run_as,
+               sql.NOW, literal(Outcome.RUNNING.value), bindparam("p_message", type_=String()),
+               sql.INCARNATION)
     ).returning(sql.attempt.c.id).cte("attempt")
     return select(*(claimed.c[c.name] for c in sql.CLAIMED_COLUMNS)).add_cte(attempt)
 
@@ -331,7 +332,8 @@ def _success_statement() -> Any:
     task, attempt, job = sql.task, sql.attempt, sql.job
     recorded = (update(attempt).where(attempt.c.task_id == bindparam("p_task"),
                                       attempt.c.number == bindparam("p_number"),
-                                      attempt.c.outcome == Outcome.RUNNING.value)
+                                      attempt.c.outcome == Outcome.RUNNING.value,
+                                      sql.reported_by_runner())
                 .values(outcome=Outcome.ENDED.value, ended_at=sql.NOW, error=None)
                 .returning(attempt.c.task_id).cte("recorded"))
     finished = (update(task).where(task.c.id.in_(select(recorded.c.task_id)),

@@ -7,15 +7,23 @@ from __future__ import annotations
 import itertools
 import os
 import signal
+import socket
+import subprocess
+import sys
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 import batchjobs
-from batchjobs import JobSpec, clock
-from batchjobs.launch import ServerProcess
+from batchjobs import JobSpec, clock, incarnation, store
+from batchjobs.errors import ServerNameTaken
+from batchjobs.launch import ServerProcess, wait_until_ready
+from batchjobs.models import BatchServer
+from batchjobs.servers import set_server, show_server
+from batchjobs.settings import get_settings
 from tests.helpers import by_name, wait_for
 
 pytestmark = pytest.mark.integration
@@ -76,3 +84,171 @@ def test_a_killed_pool_process_ends_its_attempt_error_while_its_server_lives(
     assert outcomes == (["error", "ended"] if retries else ["error"])
     assert by_name(batchjobs.status(job_id))["held"]["status"] == (
         "ended" if retries else "error")
+
+
+# -- one live process per server name ---------------------------------------------------
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None,
+            timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-c", "from batchjobs.cli import main; main()",
+                           *args], capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, **(env or {})})
+
+
+def test_a_second_start_under_a_live_name_is_refused_and_the_live_task_ends_ended(
+        start_server, tmp_path):
+    server, group = serve(start_server, "Live")
+    release = tmp_path / "release"
+    job_id = held_job(tmp_path, group, release=str(release))
+    pid_of(tmp_path, "held", 1)
+    second = run_cli("worker", "--server", server.name, env=IMPORTS)
+    assert second.returncode == 2
+    assert "Traceback" not in second.stderr
+    (line,) = second.stderr.strip().splitlines()
+    assert server.name in line and socket.gethostname() in line
+    assert str(server.process.pid) in line
+    release.touch()
+    assert batchjobs.wait(job_id, timeout=60) is batchjobs.JobStatus.ENDED
+    assert [(n, o) for n, o, _ in attempts_of(job_id)] == [(1, "ended")]
+    assert server.process.poll() is None
+
+
+def test_replace_takes_the_name_over_and_the_fenced_process_changes_nothing(
+        start_server, backend, tmp_path):
+    old, group = serve(start_server, "Replaced")
+    release = tmp_path / "release"
+    job_id = held_job(tmp_path, group, retries=1, release=str(release))
+    pid_of(tmp_path, "held", 1)
+    new = ServerProcess(old.name, env={**os.environ, **IMPORTS}, extra=["--replace"],
+                        log_path=backend.home / f"{old.name}-new.log")
+    try:
+        wait_until_ready([new])
+        # The new start fails its predecessor's attempt; the retry runs on the new one.
+        pid_of(tmp_path, "held", 2)
+        assert attempts_of(job_id)[0][1] == "error"
+        release.touch()     # both processes end their attempts: only the new one counts
+        assert batchjobs.wait(job_id, timeout=60) is batchjobs.JobStatus.ENDED
+        # The old process found its name taken and stops by itself once its task ended.
+        wait_for(lambda: old.process.poll() is not None, timeout=60,
+                 message="the fenced-off process stops")
+    finally:
+        new.stop()
+    assert [(n, o) for n, o, _ in attempts_of(job_id)] == [(1, "error"), (2, "ended")]
+    assert by_name(batchjobs.status(job_id))["held"]["status"] == "ended"
+
+
+def test_a_holder_that_is_gone_does_not_block_a_start(backend):
+    settings = get_settings()
+    name = unique("Gone")
+    set_server(name, groups=["default"], threads=1)
+    elsewhere = incarnation.take(name, settings=settings, host="elsewhere.invalid", pid=4242)
+    with pytest.raises(ServerNameTaken) as refused:
+        incarnation.take(name, settings=settings)
+    assert (refused.value.host, refused.value.pid) == ("elsewhere.invalid", 4242)
+    # No heartbeat for BATCHJOBS_SERVER_TIMEOUT: gone.
+    with store.transaction() as session:
+        row = session.get(BatchServer, name)
+        assert row is not None and row.incarnation == elsewhere
+        row.heartbeat_at = clock.now() - timedelta(seconds=settings.server_timeout + 1)
+    here = incarnation.take(name, settings=settings, pid=dead_pid())
+    assert here != elsewhere
+    # A pid dead on this host: gone at once, heartbeat or not.
+    assert incarnation.take(name, settings=settings) not in {here, elsewhere}
+
+
+def dead_pid() -> int:
+    """The pid of a process of this host that has exited."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+@pytest.mark.parametrize("retries", [0, 1])
+def test_a_server_killed_mid_task_and_restarted_fails_only_its_previous_attempts(
+        start_server, backend, tmp_path, retries):
+    server, group = serve(start_server, "Restarted")
+    release = tmp_path / "release"
+    job_id = held_job(tmp_path, group, retries=retries, release=str(release))
+    pid_of(tmp_path, "held", 1)
+    os.killpg(server.process.pid, signal.SIGKILL)
+    server.process.wait()
+    again = ServerProcess(server.name, env={**os.environ, **IMPORTS},
+                          log_path=backend.home / f"{server.name}-again.log")
+    try:
+        wait_until_ready([again])
+        if retries:
+            pid_of(tmp_path, "held", 2)
+            release.touch()
+        final = batchjobs.wait(job_id, timeout=60)
+    finally:
+        again.stop()
+    assert final is (batchjobs.JobStatus.ENDED if retries else batchjobs.JobStatus.ERROR)
+    (first, *rest) = attempts_of(job_id)
+    assert first[1] == "error" and "restarted" in (first[2] or "")
+    assert [o for _, o, _ in rest] == (["ended"] if retries else [])
+
+
+# -- shutdown as systemd does it ----------------------------------------------------------
+
+
+def signal_server(server: ServerProcess, sig: signal.Signals, *, group: bool) -> None:
+    """``kill -SIG PID`` (the main process only) or ``kill -SIG -PGID`` (every process of
+    the server, as systemd's default ``KillMode=control-group`` does)."""
+    if group:
+        os.killpg(server.process.pid, sig)
+    else:
+        server.process.send_signal(sig)
+
+
+def log_says(server: ServerProcess, text: str, *, times: int = 1) -> bool:
+    return server.log_path is not None and server.log_path.read_text(
+        errors="replace").count(text) >= times
+
+
+def heartbeat_after(name: str, instant: datetime) -> bool:
+    beat = show_server(name)["heartbeat_at"]
+    return beat is not None and datetime.fromisoformat(beat) > instant
+
+
+@pytest.mark.parametrize("group", [False, True], ids=["main-process", "process-group"])
+def test_sigterm_lets_the_running_task_finish_and_be_recorded(start_server, tmp_path, group):
+    server, _group = serve(start_server, "Term")
+    release = tmp_path / "release"
+    job_id = held_job(tmp_path, _group, release=str(release))
+    pid_of(tmp_path, "held", 1)
+    signal_server(server, signal.SIGTERM, group=group)
+    signalled = clock.now()
+    wait_for(lambda: log_says(server, "Warm shutdown"), timeout=60, message="warm shutdown")
+    # The task runs on for longer than BATCHJOBS_SERVER_TIMEOUT, its server beating still:
+    # nothing takes it for lost.
+    timeout = get_settings().server_timeout
+    wait_for(lambda: heartbeat_after(server.name, signalled + timedelta(seconds=timeout + 1)),
+             timeout=60, message="heartbeats while the task finishes")
+    assert attempts_of(job_id) == [(1, "running", None)]
+    release.touch()
+    assert batchjobs.wait(job_id, timeout=60) is batchjobs.JobStatus.ENDED
+    assert server.process.wait(60) == 0
+    assert attempts_of(job_id) == [(1, "ended", None)]
+
+
+@pytest.mark.parametrize("signals", [("SIGTERM", "SIGTERM"), ("SIGQUIT",)],
+                         ids=["second-sigterm", "sigquit"])
+def test_a_cold_shutdown_ends_the_running_attempt_error_and_the_task_retries(
+        start_server, tmp_path, signals):
+    server, group = serve(start_server, "Cold")
+    release = tmp_path / "release"
+    job_id = held_job(tmp_path, group, retries=1, release=str(release))
+    pid_of(tmp_path, "held", 1)
+    for number, name in enumerate(signals, start=1):
+        signal_server(server, getattr(signal, name), group=True)
+        wait_for(lambda n=number: log_says(server, "shutdown (MainProcess)", times=n),
+                 timeout=60, message=f"{name} handled")
+    server.process.wait(60)
+    (number, outcome, error), = attempts_of(job_id)
+    assert outcome == "error" and f"batch server {server.name}" in (error or "")
+    assert "stopped" in (error or "")
+    release.touch()
+    start_server(unique("Successor"), groups=[group], env=IMPORTS)
+    assert batchjobs.wait(job_id, timeout=60) is batchjobs.JobStatus.ENDED
+    assert [(n, o) for n, o, _ in attempts_of(job_id)] == [(1, "error"), (2, "ended")]

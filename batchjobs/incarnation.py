@@ -1,0 +1,109 @@
+"""Incarnations: one live process per batch-server name.
+
+Every start of a batch server is an incarnation, a random token recorded on the server's
+row with the host and pid of its main process, and on every attempt it claims. The
+token fences: a claim needs the server's row to carry the claimer's incarnation, and an
+outcome counts only if reported by the attempt's incarnation while it still holds the
+name (:mod:`batchjobs.store.statements`). A process whose name was taken over claims
+nothing and records nothing; a restarted server fails only the attempts of the
+incarnations before it.
+
+A start under a name whose holder is alive is refused (:class:`ServerNameTaken`, naming
+its host and pid) unless told to take over (``replace``). A holder is gone when it
+stopped cleanly (no heartbeat), when its pid is dead on this host, or when it has not
+beaten for ``BATCHJOBS_SERVER_TIMEOUT``.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from datetime import datetime, timedelta
+
+from sqlalchemy import update
+
+from . import clock, store
+from .errors import ServerNameTaken
+from .models import BatchServer
+from .settings import Settings
+
+#: The environment variable that hands a server's incarnation to its pool processes.
+ENV = "BATCHJOBS_INCARNATION"
+
+
+def current() -> str | None:
+    """This server process's incarnation (its pool processes inherit it), if any."""
+    return os.environ.get(ENV) or None
+
+
+def this_host() -> str:
+    return socket.gethostname()
+
+
+def take(name: str, *, replace: bool = False, settings: Settings,
+         host: str | None = None, pid: int | None = None) -> str:
+    """Make this process (``host``, ``pid``: this one by default) the holder of server
+    ``name`` under a new incarnation, which it returns (the caller exports it as
+    :data:`ENV` for the pool processes it starts).
+
+    A server without a record yet has nothing to fence: its record is made when it
+    registers, with this incarnation (:func:`batchjobs.servers.register_worker`)."""
+    host = host or this_host()
+    pid = os.getpid() if pid is None else pid
+    token = uuid.uuid4().hex
+    while True:
+        with store.read_session(settings) as session:
+            row = session.get(BatchServer, name)
+            seen = None if row is None else (row.incarnation, row.host, row.pid,
+                                             row.heartbeat_at)
+        if seen is None:
+            break
+        held, held_host, held_pid, beat = seen
+        if not replace and held is not None and _alive(held_host, held_pid, beat, settings):
+            raise ServerNameTaken(name, held_host, held_pid)
+        with store.transaction(settings) as session:
+            taken = session.execute(
+                update(BatchServer).where(BatchServer.name == name,
+                                          BatchServer.incarnation.is_not_distinct_from(held))
+                .values(incarnation=token, host=host, pid=pid, heartbeat_at=clock.now())
+                .returning(BatchServer.name)).first()
+        if taken is not None:
+            break
+        # Another start took the name between our look and our update: look again.
+    return token
+
+
+def holds(name: str, token: str, *, settings: Settings) -> bool:
+    """Whether ``token`` is the incarnation of server ``name`` and its holder is this
+    process (an inherited token is not this process's)."""
+    with store.read_session(settings) as session:
+        row = session.get(BatchServer, name)
+        return row is not None and row.incarnation == token and row.pid == os.getpid()
+
+
+def _alive(host: str | None, pid: int | None, beat: datetime | None,
+           settings: Settings) -> bool:
+    """Whether the holder of a name may still be running."""
+    if beat is None:
+        return False        # stopped cleanly (or never came up)
+    if clock.now() - beat > timedelta(seconds=settings.server_timeout):
+        return False
+    if host == this_host() and pid is not None:
+        return pid != os.getpid() and pid_alive(pid)
+    return True
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` runs on this host (a zombie does not)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return True

@@ -86,6 +86,7 @@ def submit(job: JobSpec, *, user: str | None = None, hold: bool = False,
              "ready_at": now if t.name in ready_now else None, "queued": False,
              "n_conditions": len(t.depends_on), "met": 0, "unmet": 0, "attempts": 0,
              "attempt_base": 0, "client": clients[t.name],
+             "timeout": t.timeout if t.timeout is not None else job.timeout,
              "run_as": user, "dependents": dependents[t.name]}
             for t in job.tasks
         ])

@@ -36,6 +36,8 @@ class Dispatch:
     name: str
     process: str
     group: str
+    #: Seconds its process may run: the message's hard time limit (None: no limit).
+    timeout: float | None = None
 
 
 def publish(dispatches: Iterable[Dispatch], *, settings: Settings | None = None) -> int:
@@ -63,6 +65,7 @@ def publish(dispatches: Iterable[Dispatch], *, settings: Settings | None = None)
                 RUN_TASK, args=[d.task_id],
                 kwargs={"job": d.job_id, "task": d.name, "process": d.process},
                 queue=queue_name(d.group), routing_key=queue_name(d.group), producer=producer,
+                time_limit=d.timeout,
             )
     log.debug("published %d task(s)", len(dispatches))
     return len(dispatches)

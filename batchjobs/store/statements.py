@@ -39,10 +39,10 @@ job = Job.__table__
 server = BatchServer.__table__
 server_group = ServerGroup.__table__
 
-#: A dispatch's columns, then ``client``: a ready client task is not queued (it waits
-#: for ``batchjobs run-client``).
+#: A dispatch's columns, then ``client`` (a ready client task is not queued: it waits
+#: for ``batchjobs run-client``), then the task's ``timeout`` (its message's time limit).
 DISPATCH_COLUMNS = (task.c.id, task.c.job_id, task.c.name, task.c.process, task.c.group_name,
-                    task.c.client)
+                    task.c.client, task.c.timeout)
 #: What a claim returns of the task row: all a process needs to run.
 CLAIMED_COLUMNS = (task.c.name, task.c.process, task.c.kwargs, task.c.company, task.c.run_as,
                    task.c.attempts, task.c.attempt_base, task.c.dependents)

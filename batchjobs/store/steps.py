@@ -353,12 +353,14 @@ def _success_statement() -> Any:
                 queued=_when(ready, True, task.c.queued))
         .returning(task.c.id, task.c.job_id.label("child_job_id"),
                    task.c.name.label("child_name"), task.c.process, task.c.group_name,
-                   task.c.client, task.c.status.label("child_status"))
+                   task.c.client, task.c.status.label("child_status"),
+                   task.c.timeout.label("child_timeout"))
         .cte("decided"))
     columns: Sequence[Any] = (
         finished.c.job_id, finished.c.name, finished.c.dependents, settled.c.remaining,
         settled.c.failed, decided.c.id, decided.c.child_job_id, decided.c.child_name,
-        decided.c.process, decided.c.group_name, decided.c.client, decided.c.child_status)
+        decided.c.process, decided.c.group_name, decided.c.client, decided.c.child_status,
+        decided.c.child_timeout)
     return (select(*columns)
             .select_from(finished.join(settled, true()).outerjoin(decided, true())))
 

@@ -252,3 +252,21 @@ def test_a_cold_shutdown_ends_the_running_attempt_error_and_the_task_retries(
     start_server(unique("Successor"), groups=[group], env=IMPORTS)
     assert batchjobs.wait(job_id, timeout=60) is batchjobs.JobStatus.ENDED
     assert [(n, o) for n, o, _ in attempts_of(job_id)] == [(1, "error"), (2, "ended")]
+
+
+# -- task time limit -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("where", ["task", "job"])
+def test_a_task_running_past_its_timeout_is_stopped_and_retried(start_server, where):
+    server, group = serve(start_server, "Timeout")
+    job = JobSpec("hung", timeout=1 if where == "job" else None)
+    job.add_task("hung", "batchjobs.examples.sleep", kwargs={"seconds": 300}, group=group,
+                 retries=1, timeout=1 if where == "task" else None)
+    job_id = batchjobs.submit(job)
+    assert batchjobs.wait(job_id, timeout=120) is batchjobs.JobStatus.ERROR
+    attempts = attempts_of(job_id)
+    assert [(n, o) for n, o, _ in attempts] == [(1, "error"), (2, "error")]
+    assert all("timed out after 1 s" in (error or "") for _, _, error in attempts)
+    assert by_name(batchjobs.status(job_id))["hung"]["status"] == "error"
+    assert server.process.poll() is None

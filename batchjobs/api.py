@@ -7,7 +7,9 @@ shell over these functions.
 from __future__ import annotations
 
 import getpass
+import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import insert, select
@@ -15,12 +17,14 @@ from sqlalchemy import insert, select
 from . import clock, queues, runs, store
 from .coordinator import start_job
 from .definition import JobSpec
-from .errors import InvalidRecurrence, JobNotFound
+from .errors import DispatchError, InvalidRecurrence, JobNotFound
+from .models import Attempt, BatchGroup, Condition, Job, Task
 from .processes import get_process
 from .recurrence import Recurrence, first_occurrence
-from .models import Attempt, BatchGroup, Condition, Job, Task
 from .settings import Settings, get_settings
 from .status import JOB_FINAL, JobStatus, TaskStatus
+
+log = logging.getLogger(__name__)
 
 #: Seconds between two looks at the database while waiting for a job.
 WAIT_POLL_INTERVAL = 0.05
@@ -35,13 +39,19 @@ def current_user() -> str:
 
 
 def submit(job: JobSpec, *, user: str | None = None, hold: bool = False,
-           settings: Settings | None = None) -> int:
+           settings: Settings | None = None,
+           on_deferred: Callable[[int, DispatchError], None] | None = None) -> int:
     """Validate and store ``job`` in one transaction, start it if due; return its id.
 
-    Nothing is stored when validation fails. Tasks without conditions are
-    published as soon as the transaction commits.
+    Nothing is stored when validation fails, nor when the broker URL can never work
+    (:class:`ConfigError`). Tasks without conditions are published as soon as the
+    transaction commits. A job committed is a job: if the broker cannot be reached then,
+    its id is still returned, ``on_deferred(job_id, error)`` is told (by default a
+    warning is logged), and housekeepers publish its ready tasks once the broker answers
+    and they have waited ``BATCHJOBS_REPUBLISH_AFTER``.
     """
     settings = settings or get_settings()
+    queues.check_broker_url(settings)
     user = user or current_user()
     now = clock.now()
     with store.read_session(settings) as session:
@@ -95,8 +105,16 @@ def submit(job: JobSpec, *, user: str | None = None, hold: bool = False,
         dispatches = []
         if starts_now:
             dispatches = start_job(session, job_id, settings.queue_depth)
-    queues.publish(dispatches, settings=settings)
+    try:
+        queues.publish(dispatches, settings=settings)
+    except DispatchError as exc:
+        (on_deferred or _log_deferred)(job_id, exc)
     return job_id
+
+
+def _log_deferred(job_id: int, error: DispatchError) -> None:
+    log.warning("job %s stored; dispatch deferred (%s): housekeepers publish its ready "
+                "tasks once the broker answers", job_id, error)
 
 
 def status(job_id: int, *, settings: Settings | None = None) -> dict[str, Any]:
@@ -152,9 +170,9 @@ def attempts(job_id: int, *, settings: Settings | None = None) -> list[dict[str,
             .where(Task.job_id == job_id).order_by(Attempt.started_at, Attempt.id)
         ).all()
         return [{"task": name, "number": a.number, "run": a.run, "server": a.server,
-                 "company": a.company,
-                 "user": a.user, "started_at": clock.iso(a.started_at), "ended_at": clock.iso(a.ended_at),
-                 "outcome": a.outcome, "error": a.error} for name, a in rows]
+                 "company": a.company, "user": a.user, "started_at": clock.iso(a.started_at),
+                 "ended_at": clock.iso(a.ended_at), "outcome": a.outcome, "error": a.error}
+                for name, a in rows]
 
 
 def list_jobs(*, limit: int = 100, settings: Settings | None = None) -> list[dict[str, Any]]:

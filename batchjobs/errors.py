@@ -174,7 +174,12 @@ class InvalidState(StoreError):
 
 
 class DispatchError(BatchJobsError):
-    """Raised when a ready task cannot be handed to the broker."""
+    """Raised when ready tasks cannot be handed to the broker (unreachable); ``count``
+    says how many. They stay ready in the database: housekeepers publish them later."""
+
+    def __init__(self, message: str, *, count: int = 0) -> None:
+        self.count = count
+        super().__init__(message)
 
 
 class RunError(BatchJobsError):

@@ -20,6 +20,7 @@ import pytest
 import batchjobs
 from batchjobs import JobSpec, clock, incarnation, store
 from batchjobs.errors import ServerNameTaken
+from batchjobs.groups import add_group
 from batchjobs.launch import ServerProcess, wait_until_ready
 from batchjobs.models import BatchServer
 from batchjobs.servers import set_server, show_server
@@ -270,3 +271,45 @@ def test_a_task_running_past_its_timeout_is_stopped_and_retried(start_server, wh
     assert all("timed out after 1 s" in (error or "") for _, _, error in attempts)
     assert by_name(batchjobs.status(job_id))["hung"]["status"] == "error"
     assert server.process.poll() is None
+
+
+# -- submit while the broker is down ------------------------------------------------------
+
+
+def job_file(folder: Path, group: str) -> Path:
+    path = folder / "job.yaml"
+    path.write_text("description: broker down\ntasks:\n"
+                    f"  - name: A\n    process: batchjobs.examples.noop\n    group: {group}\n")
+    return path
+
+
+@pytest.mark.parametrize("url", ["redis://127.0.0.1:1/0", "amqp://guest:secret@127.0.0.1:1//"])
+def test_submit_with_the_broker_down_prints_the_id_and_housekeepers_publish_it_later(
+        start_server, tmp_path, url):
+    group = unique("down")
+    add_group(group)
+    done = run_cli("submit", str(job_file(tmp_path, group)),
+                   env={"BATCHJOBS_BROKER_URL": url})
+    assert done.returncode == 0, done.stderr
+    job_id = int(done.stdout.strip())
+    (warning,) = done.stderr.strip().splitlines()
+    assert warning.startswith("warning:") and "deferred" in warning
+    assert "127.0.0.1:1" in warning and "secret" not in warning
+    assert by_name(batchjobs.status(job_id))["A"]["status"] == "ready"
+    # Once a server and the broker are there, a housekeeper publishes the task.
+    start_server(unique("Later"), groups=[group])
+    assert batchjobs.wait(job_id, timeout=60) is batchjobs.JobStatus.ENDED
+    assert [(n, o) for n, o, _ in attempts_of(job_id)] == [(1, "ended")]
+
+
+@pytest.mark.parametrize("url", ["foo://127.0.0.1/", "redis://:secret@127.0.0.1:port/0",
+                                 "127.0.0.1:6379"])
+def test_submit_with_a_broker_url_that_can_never_work_is_refused_and_stores_nothing(
+        backend, tmp_path, url):
+    before = len(batchjobs.list_jobs(limit=100_000))
+    done = run_cli("submit", str(job_file(tmp_path, "default")),
+                   env={"BATCHJOBS_BROKER_URL": url})
+    assert done.returncode == 2 and done.stdout == ""
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith("error: BATCHJOBS_BROKER_URL") and "secret" not in line
+    assert len(batchjobs.list_jobs(limit=100_000)) == before

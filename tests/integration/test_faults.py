@@ -10,7 +10,8 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ import pytest
 
 import batchjobs
 from batchjobs import JobSpec, clock, incarnation, store
+from batchjobs.app import configure
 from batchjobs.errors import ServerNameTaken
 from batchjobs.groups import add_group
 from batchjobs.launch import ServerProcess, wait_until_ready
@@ -26,6 +28,7 @@ from batchjobs.models import BatchServer
 from batchjobs.servers import set_server, show_server
 from batchjobs.settings import get_settings
 from tests.helpers import by_name, wait_for
+from tests.services import PrivatePostgres, PrivateRedis
 
 pytestmark = pytest.mark.integration
 
@@ -59,9 +62,57 @@ def held_job(folder: Path, group: str, *, retries: int = 0, release: str = "",
 
 
 def serve(start_server: Callable[..., ServerProcess], prefix: str, *, threads: int = 1,
-          ) -> tuple[ServerProcess, str]:
+          env: dict[str, str] | None = None) -> tuple[ServerProcess, str]:
     group = unique(prefix.lower())
-    return start_server(unique(prefix), groups=[group], threads=threads, env=IMPORTS), group
+    return start_server(unique(prefix), groups=[group], threads=threads,
+                        env={**IMPORTS, **(env or {})}), group
+
+
+@contextmanager
+def pointed_at(**variables: str) -> Iterator[None]:
+    """This process (and the servers it starts) on other services for one test."""
+    saved = {key: os.environ.get(key) for key in variables}
+    os.environ.update(variables)
+    store.reset_engines()
+    configure()
+    store.get_engine()        # the schema, before any server races for it
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        store.reset_engines()
+        configure()
+
+
+@pytest.fixture
+def private_pg(backend: Any) -> Iterator[PrivatePostgres]:
+    """A PostgreSQL of this test alone (the shared broker), which it may stop and start."""
+    pg = PrivatePostgres()
+    try:
+        pg.start()
+        with pointed_at(BATCHJOBS_DATABASE_URL=pg.url):
+            yield pg
+    finally:
+        pg.remove()
+
+
+@pytest.fixture
+def private_redis(backend: Any) -> Iterator[PrivateRedis]:
+    """A Redis of this test alone (the shared database), which it may kill and restart."""
+    server = PrivateRedis()
+    try:
+        server.start()
+        with pointed_at(BATCHJOBS_BROKER_URL=server.url):
+            yield server
+    finally:
+        server.remove()
+
+
+REDIS_PG = pytest.mark.parametrize("backend", ["redis-pg"], indirect=True)
 
 
 @pytest.mark.parametrize("retries", [0, 1])
@@ -313,3 +364,78 @@ def test_submit_with_a_broker_url_that_can_never_work_is_refused_and_stores_noth
     (line,) = done.stderr.strip().splitlines()
     assert line.startswith("error: BATCHJOBS_BROKER_URL") and "secret" not in line
     assert len(batchjobs.list_jobs(limit=100_000)) == before
+
+
+# -- services restarted ----------------------------------------------------------------------
+
+
+def fan_in_job(folder: Path, group: str, release: Path, width: int) -> int:
+    """``width`` held tasks, then one that needs them all."""
+    job = JobSpec("fan in")
+    for i in range(width):
+        job.add_task(f"held{i}", HOLD, kwargs={"folder": str(folder), "release": str(release)},
+                     group=group)
+    job.add_task("last", "batchjobs.examples.noop", group=group,
+                 depends_on=[f"held{i}" for i in range(width)])
+    return batchjobs.submit(job)
+
+
+@REDIS_PG
+def test_a_postgresql_outage_while_tasks_finish_loses_no_outcome(
+        private_pg, start_server, tmp_path):
+    server, group = serve(start_server, "Outage", threads=4,
+                          env={"BATCHJOBS_SERVER_TIMEOUT": "120"})
+    release = tmp_path / "release"
+    job_id = fan_in_job(tmp_path, group, release, 4)
+    for i in range(4):
+        pid_of(tmp_path, f"held{i}", 1)
+    private_pg.stop("fast")
+    release.touch()         # the four end while the database is down
+    wait_for(lambda: log_says(server, "failed (database unreachable)", times=4), timeout=60,
+             message="the four outcomes wait for the database")
+    private_pg.start()
+    store.reset_engines()   # this process's connections died with it
+    assert batchjobs.wait(job_id, timeout=120) is batchjobs.JobStatus.ENDED
+    assert sorted((a["task"], a["number"], a["outcome"]) for a in batchjobs.attempts(job_id)) \
+        == sorted([(f"held{i}", 1, "ended") for i in range(4)] + [("last", 1, "ended")])
+    assert server.process.poll() is None
+
+
+@REDIS_PG
+def test_a_postgresql_crash_and_restart_mid_job_loses_no_outcome(
+        private_pg, start_server, tmp_path):
+    """Killed as by a crash (``immediate``) while a task runs and its successor waits."""
+    server, group = serve(start_server, "Crash", threads=2,
+                          env={"BATCHJOBS_SERVER_TIMEOUT": "120"})
+    release = tmp_path / "release"
+    job_id = fan_in_job(tmp_path, group, release, 2)
+    pid_of(tmp_path, "held0", 1)
+    pid_of(tmp_path, "held1", 1)
+    private_pg.stop("immediate")
+    private_pg.start()
+    store.reset_engines()
+    release.touch()
+    assert batchjobs.wait(job_id, timeout=120) is batchjobs.JobStatus.ENDED
+    assert sorted((a["task"], a["number"], a["outcome"]) for a in batchjobs.attempts(job_id)) \
+        == [("held0", 1, "ended"), ("held1", 1, "ended"), ("last", 1, "ended")]
+    assert server.process.poll() is None
+
+
+@REDIS_PG
+def test_redis_restarted_empty_mid_job_loses_no_task(private_redis, start_server, tmp_path):
+    server, group = serve(start_server, "Amnesia", threads=1)
+    release = tmp_path / "release"
+    job = JobSpec("redis forgets")
+    job.add_task("held", HOLD, kwargs={"folder": str(tmp_path), "release": str(release)},
+                 group=group)
+    job.add_task("next", "batchjobs.examples.noop", group=group, depends_on=["held"])
+    job.add_task("side", "batchjobs.examples.noop", group=group)   # queued behind "held"
+    job_id = batchjobs.submit(job)
+    pid_of(tmp_path, "held", 1)
+    private_redis.kill()
+    private_redis.start()          # nothing persisted: the queued message of "side" is gone
+    release.touch()
+    assert batchjobs.wait(job_id, timeout=120) is batchjobs.JobStatus.ENDED
+    assert sorted((a["task"], a["number"], a["outcome"]) for a in batchjobs.attempts(job_id)) \
+        == [("held", 1, "ended"), ("next", 1, "ended"), ("side", 1, "ended")]
+    assert server.process.poll() is None

@@ -12,21 +12,26 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import update
 
 import batchjobs
-from batchjobs import JobSpec, clock, incarnation, store
+from batchjobs import JobSpec, clock, incarnation, queues, store
 from batchjobs.app import configure
+from batchjobs.coordinator import claim, record, start_job
+from batchjobs.coordinator.sweeps import fail_own_attempts
 from batchjobs.errors import ServerNameTaken
 from batchjobs.groups import add_group
 from batchjobs.launch import ServerProcess, wait_until_ready
-from batchjobs.models import BatchServer
+from batchjobs.models import BatchServer, Task
 from batchjobs.servers import set_server, show_server
 from batchjobs.settings import get_settings
+from batchjobs.status import Outcome
 from tests.helpers import by_name, wait_for
 from tests.services import PrivatePostgres, PrivateRedis
 
@@ -439,3 +444,95 @@ def test_redis_restarted_empty_mid_job_loses_no_task(private_redis, start_server
     assert sorted((a["task"], a["number"], a["outcome"]) for a in batchjobs.attempts(job_id)) \
         == [("held", 1, "ended"), ("next", 1, "ended"), ("side", 1, "ended")]
     assert server.process.poll() is None
+
+
+# -- forged and repeated messages --------------------------------------------------------------
+
+
+def started_later(job: JobSpec) -> tuple[int, queues.Dispatch]:
+    """Submit ``job`` (one task) to start later, then make its task ready without publishing
+    it: the test sends the messages."""
+    job.run_at = clock.now() + timedelta(hours=1)
+    job_id = batchjobs.submit(job)
+    with store.transaction() as session:
+        (ready,) = start_job(session, job_id, 10)
+    return job_id, ready
+
+
+def test_a_claim_or_an_outcome_of_a_fenced_off_incarnation_changes_nothing(backend):
+    settings = get_settings()
+    name = unique("Fenced")
+    set_server(name, groups=["default"], threads=1)
+    token = incarnation.take(name, settings=settings, host="elsewhere.invalid", pid=1)
+    job = JobSpec("fenced")
+    job.add_task("only", "batchjobs.examples.noop")
+    job_id, ready = started_later(job)
+    assert claim(ready.task_id, job_id, name, settings=settings, incarnation="stale") is None
+    claimed = claim(ready.task_id, job_id, name, settings=settings, incarnation=token)
+    assert claimed is not None and claimed.readied_by_success == ()
+    # Taken over: the old incarnation's success (the one-step form) is not recorded.
+    newer = incarnation.take(name, settings=settings, replace=True)
+    assert record(ready.task_id, claimed.attempt, Outcome.ENDED, children=(),
+                  settings=settings, incarnation=token) == []
+    assert record(ready.task_id, claimed.attempt, Outcome.ERROR, "late", settings=settings,
+                  incarnation=token) == []
+    assert attempts_of(job_id) == [(1, "running", None)]
+    fail_own_attempts(name, settings, incarnation=newer)
+    assert batchjobs.wait(job_id, timeout=30) is batchjobs.JobStatus.ERROR
+    assert attempts_of(job_id)[0][1] == "error"
+
+
+def test_the_same_task_message_delivered_100_times_runs_the_task_once(start_server, tmp_path):
+    server, group = serve(start_server, "Dup", threads=2)
+    job = JobSpec("delivered 100 times")
+    job.add_task("once", "tests.processes.faults.count", kwargs={"folder": str(tmp_path)},
+                 group=group)
+    job_id, ready = started_later(job)
+    assert queues.publish([ready] * 100) == 100
+    assert batchjobs.wait(job_id, timeout=120) is batchjobs.JobStatus.ENDED
+    wait_for(lambda: log_says(server, "message dropped", times=99), timeout=120,
+             message="the 99 copies dropped")
+    assert (tmp_path / "count").read_text().count("\n") == 1
+    assert attempts_of(job_id) == [(1, "ended", None)]
+
+
+def test_a_forged_message_naming_an_unregistered_callable_is_never_executed(
+        start_server, tmp_path):
+    from batchjobs.app import app
+
+    server, group = serve(start_server, "Forged")
+    marker = tmp_path / "executed"
+    app.send_task("os.system", args=[f"touch {marker}"], queue=queues.queue_name(group),
+                  routing_key=queues.queue_name(group))
+    wait_for(lambda: log_says(server, "unregistered task"), timeout=60,
+             message="the forged message refused")
+    # A task row whose process was forged in the database is refused by the registry.
+    job = JobSpec("forged process")
+    job.add_task("forged", "batchjobs.examples.noop", group=group)
+    job_id, ready = started_later(job)
+    with store.transaction() as session:
+        session.execute(update(Task).where(Task.id == ready.task_id).values(
+            process="os.system", kwargs={"command": f"touch {marker}"}))
+    queues.publish([replace(ready, process="os.system")])
+    assert batchjobs.wait(job_id, timeout=60) is batchjobs.JobStatus.ERROR
+    ((number, outcome, error),) = attempts_of(job_id)
+    assert outcome == "error" and "os.system" in (error or "")
+    assert not marker.exists()
+    assert server.process.poll() is None
+
+
+def test_a_server_does_not_run_a_task_of_a_group_it_does_not_serve(start_server, tmp_path):
+    other, served = serve(start_server, "Other")
+    group = unique("unserved")
+    add_group(group)
+    job = JobSpec("misrouted")
+    job.add_task("elsewhere", "batchjobs.examples.noop", group=group)
+    job_id, ready = started_later(job)
+    queues.publish([replace(ready, group=served)])      # forged onto the other's queue
+    wait_for(lambda: log_says(other, "message dropped"), timeout=60,
+             message="the misrouted message dropped")
+    assert by_name(batchjobs.status(job_id))["elsewhere"]["status"] == "ready"
+    assert attempts_of(job_id) == []
+    right = start_server(unique("Right"), groups=[group])
+    assert batchjobs.wait(job_id, timeout=60) is batchjobs.JobStatus.ENDED
+    assert [a["server"] for a in batchjobs.attempts(job_id)] == [right.name]

@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import update
+from sqlalchemy.engine import make_url
 
 import batchjobs
 from batchjobs import JobSpec, clock, incarnation, queues, store
@@ -33,7 +34,7 @@ from batchjobs.servers import set_server, show_server
 from batchjobs.settings import get_settings
 from batchjobs.status import Outcome
 from tests.helpers import by_name, wait_for
-from tests.services import PrivatePostgres, PrivateRedis
+from tests.services import CuttableProxy, PrivatePostgres, PrivateRedis
 
 pytestmark = pytest.mark.integration
 
@@ -536,3 +537,39 @@ def test_a_server_does_not_run_a_task_of_a_group_it_does_not_serve(start_server,
     right = start_server(unique("Right"), groups=[group])
     assert batchjobs.wait(job_id, timeout=60) is batchjobs.JobStatus.ENDED
     assert [a["server"] for a in batchjobs.attempts(job_id)] == [right.name]
+
+
+@REDIS_PG
+def test_a_server_cut_from_the_database_past_the_timeout_records_nothing_over_the_retry(
+        start_server, backend, tmp_path):
+    """CutOff's path to PostgreSQL is cut for longer than BATCHJOBS_SERVER_TIMEOUT: Backup's
+    housekeeper fails CutOff's attempt and Backup runs the retry. When the path heals, the
+    success CutOff kept retrying to record changes nothing."""
+    url = backend.env["BATCHJOBS_DATABASE_URL"]
+    proxy = CuttableProxy(make_url(url).port or 5432)
+    try:
+        group = unique("cut")
+        release = tmp_path / "release"
+        cut_off = start_server(unique("CutOff"), groups=[group], env={
+            **IMPORTS, "BATCHJOBS_SERVER_TIMEOUT": "600",
+            "BATCHJOBS_DATABASE_URL": url.replace(f":{make_url(url).port}/",
+                                                  f":{proxy.port}/")})
+        job_id = held_job(tmp_path, group, retries=1, release=str(release))
+        pid_of(tmp_path, "held", 1)
+        assert batchjobs.attempts(job_id)[0]["server"] == cut_off.name
+        backup = start_server(unique("Backup"), groups=[group], env=IMPORTS)
+        proxy.cut()
+        pid_of(tmp_path, "held", 2)              # failed for lost, retried on Backup
+        assert attempts_of(job_id)[0][1] == "error"
+        release.touch()
+        wait_for(lambda: log_says(cut_off, "failed (database unreachable)"), timeout=60,
+                 message="CutOff retries recording its success")
+        proxy.heal()
+        wait_for(lambda: log_says(cut_off, "succeeded in"), timeout=120,
+                 message="CutOff's report after the heal")
+        assert batchjobs.wait(job_id, timeout=60) is batchjobs.JobStatus.ENDED
+    finally:
+        proxy.close()
+    attempts = batchjobs.attempts(job_id)
+    assert [(a["number"], a["outcome"], a["server"]) for a in attempts] == [
+        (1, "error", cut_off.name), (2, "ended", backup.name)]

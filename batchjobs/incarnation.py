@@ -9,9 +9,12 @@ nothing and records nothing; a restarted server fails only the attempts of the
 incarnations before it.
 
 A start under a name whose holder is alive is refused (:class:`ServerNameTaken`, naming
-its host and pid) unless told to take over (``replace``). A holder is gone when it
-stopped cleanly (no heartbeat), when its pid is dead on this host, or when it has not
-beaten for ``BATCHJOBS_SERVER_TIMEOUT``.
+its host and pid) unless told to take over (``replace``). A holder is gone when its pid
+is dead on this host (or runs something else than a batch server), when it has not
+beaten for ``BATCHJOBS_SERVER_TIMEOUT``, or when it stopped cleanly (no heartbeat, no
+pid). A holder on this host whose process lives but has not beaten yet is starting: it
+is alive. Taking a name does not beat: the heartbeat stays the worker's own, from its
+registration on (:func:`batchjobs.servers.register_worker`).
 """
 
 from __future__ import annotations
@@ -66,7 +69,8 @@ def take(name: str, *, replace: bool = False, settings: Settings,
             taken = session.execute(
                 update(BatchServer).where(BatchServer.name == name,
                                           BatchServer.incarnation.is_not_distinct_from(held))
-                .values(incarnation=token, host=host, pid=pid, heartbeat_at=clock.now())
+                .values(incarnation=token, host=host, pid=pid, applied_threads=None,
+                        applied_groups=[])
                 .returning(BatchServer.name)).first()
         if taken is not None:
             break
@@ -85,13 +89,25 @@ def holds(name: str, token: str, *, settings: Settings) -> bool:
 def _alive(host: str | None, pid: int | None, beat: datetime | None,
            settings: Settings) -> bool:
     """Whether the holder of a name may still be running."""
-    if beat is None:
-        return False        # stopped cleanly (or never came up)
-    if clock.now() - beat > timedelta(seconds=settings.server_timeout):
+    local = pid is not None and host == this_host()
+    if pid is not None and local and (pid == os.getpid() or not batch_server_runs(pid)):
         return False
-    if host == this_host() and pid is not None:
-        return pid != os.getpid() and pid_alive(pid)
-    return True
+    if beat is None:
+        return local        # starting here; elsewhere: stopped cleanly, or never came up
+    return clock.now() - beat <= timedelta(seconds=settings.server_timeout)
+
+
+def batch_server_runs(pid: int) -> bool:
+    """Whether process ``pid`` of this host lives and is a batch server (a pid reused by
+    another program does not hold a name)."""
+    if not pid_alive(pid):
+        return False
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+            words = cmdline.read().lower()
+    except OSError:
+        return True
+    return b"batchjobs" in words or b"celery" in words
 
 
 def pid_alive(pid: int) -> bool:

@@ -159,6 +159,7 @@ def beat(name: str, *, alive: bool = True, settings: Settings | None = None,
         if not alive:
             server.applied_threads = None
             server.applied_groups = []
+            server.pid = None       # its name is free (the incarnation stays: fencing)
         return True
 
 
@@ -227,6 +228,7 @@ def _view(server: BatchServer, now: datetime, running: int, settings: Settings,
         "timezone": server.timezone, "schedule": windows_to_json(config.windows),
         "live": live, "threads_now": config.threads_at(now), "running": running,
         "applied": {"groups": list(server.applied_groups or []),
-                    "threads": server.applied_threads} if live else None,
+                    "threads": server.applied_threads}
+        if live and server.applied_threads is not None else None,
         "heartbeat_at": clock.iso(server.heartbeat_at),
     }

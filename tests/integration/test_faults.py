@@ -30,7 +30,7 @@ from batchjobs.errors import ServerNameTaken
 from batchjobs.groups import add_group
 from batchjobs.launch import ServerProcess, wait_until_ready
 from batchjobs.models import BatchServer, Task
-from batchjobs.servers import set_server, show_server
+from batchjobs.servers import beat, set_server, show_server
 from batchjobs.settings import get_settings
 from batchjobs.status import Outcome
 from tests.helpers import by_name, wait_for
@@ -201,6 +201,10 @@ def test_a_holder_that_is_gone_does_not_block_a_start(backend):
     name = unique("Gone")
     set_server(name, groups=["default"], threads=1)
     elsewhere = incarnation.take(name, settings=settings, host="elsewhere.invalid", pid=4242)
+    with store.transaction() as session:     # ... and beating there
+        row = session.get(BatchServer, name)
+        assert row is not None
+        row.heartbeat_at = clock.now()
     with pytest.raises(ServerNameTaken) as refused:
         incarnation.take(name, settings=settings)
     assert (refused.value.host, refused.value.pid) == ("elsewhere.invalid", 4242)
@@ -212,7 +216,28 @@ def test_a_holder_that_is_gone_does_not_block_a_start(backend):
     here = incarnation.take(name, settings=settings, pid=dead_pid())
     assert here != elsewhere
     # A pid dead on this host: gone at once, heartbeat or not.
-    assert incarnation.take(name, settings=settings) not in {here, elsewhere}
+    with store.transaction() as session:
+        row = session.get(BatchServer, name)
+        assert row is not None
+        row.heartbeat_at = clock.now()
+    taken = incarnation.take(name, settings=settings)
+    assert taken not in {here, elsewhere}
+    # A live process of this host that has not beaten yet is a server starting: it holds
+    # the name; a live pid that is not a batch server (reused) does not.
+    starting = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()",
+                                 "batchjobs", "worker"], stdin=subprocess.PIPE)
+    other = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"],
+                             stdin=subprocess.PIPE)
+    try:
+        beat(name, alive=False, incarnation=taken)
+        incarnation.take(name, settings=settings, pid=starting.pid)
+        with pytest.raises(ServerNameTaken):
+            incarnation.take(name, settings=settings)
+        incarnation.take(name, settings=settings, pid=other.pid, replace=True)
+        incarnation.take(name, settings=settings)
+    finally:
+        for child in (starting, other):
+            child.communicate(b"")
 
 
 def dead_pid() -> int:

@@ -7,19 +7,23 @@ shell over these functions.
 from __future__ import annotations
 
 import getpass
+import logging
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import insert, select
 
 from . import clock, queues, store
-from .errors import InvalidRecurrence, JobNotFound, TaskNotFound
+from .errors import DispatchError, InvalidRecurrence, JobNotFound, TaskNotFound
 from .models import Attempt, BatchGroup, Condition, Job, Task
 from .settings import Settings, get_settings
 from .status import JOB_FINAL, JobStatus, TaskStatus
 
 if TYPE_CHECKING:
     from .definition import JobSpec
+
+log = logging.getLogger(__name__)
 
 #: Seconds between two looks at the database while waiting for a job.
 WAIT_POLL_INTERVAL = 0.05
@@ -34,11 +38,16 @@ def current_user() -> str:
 
 
 def submit(job: JobSpec, *, user: str | None = None, hold: bool = False,
-           settings: Settings | None = None) -> int:
+           settings: Settings | None = None,
+           on_deferred: Callable[[int, DispatchError], None] | None = None) -> int:
     """Validate and store ``job`` in one transaction, start it if due; return its id.
 
-    Nothing is stored when validation fails. Tasks without conditions are
-    published as soon as the transaction commits.
+    Nothing is stored when validation fails, nor when the broker URL can never work
+    (:class:`ConfigError`). Tasks without conditions are published as soon as the
+    transaction commits. A job committed is a job: if the broker cannot be reached then,
+    its id is still returned, ``on_deferred(job_id, error)`` is told (by default a
+    warning is logged), and housekeepers publish its ready tasks once the broker answers
+    and they have waited ``BATCHJOBS_REPUBLISH_AFTER``.
     """
     # Here, not at the top: reading a status needs none of them (nor croniter, the sinks).
     from . import runs
@@ -47,6 +56,7 @@ def submit(job: JobSpec, *, user: str | None = None, hold: bool = False,
     from .recurrence import Recurrence, first_occurrence
 
     settings = settings or get_settings()
+    queues.check_broker_url(settings)
     user = user or current_user()
     now = clock.now()
     with store.read_session(settings, create=True) as session:
@@ -91,6 +101,7 @@ def submit(job: JobSpec, *, user: str | None = None, hold: bool = False,
              "ready_at": now if t.name in ready_now else None, "queued": False,
              "n_conditions": len(t.depends_on), "met": 0, "unmet": 0, "attempts": 0,
              "attempt_base": 0, "client": clients[t.name],
+             "timeout": t.timeout if t.timeout is not None else job.timeout,
              "run_as": user, "dependents": dependents[t.name]}
             for t in job.tasks
         ])
@@ -99,8 +110,16 @@ def submit(job: JobSpec, *, user: str | None = None, hold: bool = False,
         dispatches = []
         if starts_now:
             dispatches = start_job(session, job_id, settings.queue_depth)
-    queues.publish(dispatches, settings=settings)
+    try:
+        queues.publish(dispatches, settings=settings)
+    except DispatchError as exc:
+        (on_deferred or _log_deferred)(job_id, exc)
     return job_id
+
+
+def _log_deferred(job_id: int, error: DispatchError) -> None:
+    log.warning("job %s stored; dispatch deferred (%s): housekeepers publish its ready "
+                "tasks once the broker answers", job_id, error)
 
 
 def status(job_id: int, *, settings: Settings | None = None) -> dict[str, Any]:

@@ -27,6 +27,7 @@ File shape (optional keys with their defaults)::
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -59,9 +60,10 @@ MAX_DEPTH = 100
 #: database's integer is refused by the database only after the job is half written.
 MAX_RETRIES = 1000
 
-JOB_KEYS = frozenset({"description", "alert", "company", "run_at", "recurrence", "tasks"})
+JOB_KEYS = frozenset({"description", "alert", "company", "run_at", "recurrence", "tasks",
+                      "timeout"})
 TASK_KEYS = frozenset({"name", "process", "kwargs", "group", "company", "retries",
-                       "ignore_failure", "condition", "depends_on"})
+                       "ignore_failure", "condition", "depends_on", "timeout"})
 DEPENDENCY_KEYS = frozenset({"task", "status"})
 
 
@@ -89,6 +91,8 @@ class TaskSpec:
     ignore_failure: bool = False
     condition: ConditionType = ConditionType.ALL
     depends_on: list[Dependency] = field(default_factory=list)
+    #: Seconds its process may run (None: the job's ``timeout``, else no limit).
+    timeout: float | None = None
 
     def after(self, parent: TaskSpec | str, status: Expected | str = Expected.ENDED) -> TaskSpec:
         """Add a condition: run after ``parent`` reaches ``status``. Returns self."""
@@ -103,6 +107,7 @@ class TaskSpec:
             "group": self.group, "company": self.company, "retries": self.retries,
             "ignore_failure": self.ignore_failure, "condition": self.condition.value,
             "depends_on": [d.to_dict() for d in self.depends_on],
+            **({} if self.timeout is None else {"timeout": self.timeout}),
         }
 
 
@@ -125,6 +130,8 @@ class JobSpec:
     tasks: list[TaskSpec] = field(default_factory=list)
     #: A :class:`Recurrence` or its file mapping (``{"every": "90m"}``); None = runs once.
     recurrence: Recurrence | Mapping[str, Any] | None = None
+    #: Seconds a process of its tasks may run, for tasks that set none (None: no limit).
+    timeout: float | None = None
 
     def __post_init__(self) -> None:
         self.alert = _word(Alert, self.alert, None, "alert")
@@ -136,12 +143,13 @@ class JobSpec:
                  group: str = DEFAULT_GROUP, company: str | None = None, retries: int = 0,
                  ignore_failure: bool = False, condition: ConditionType | str = ConditionType.ALL,
                  depends_on: Iterable[tuple[TaskSpec | str, Expected | str] | TaskSpec | str] = (),
-                 ) -> TaskSpec:
+                 timeout: float | None = None) -> TaskSpec:
         """Add a task and return it; ``depends_on`` items are ``(parent, status)`` or a parent
         (status ``ended``)."""
         spec = TaskSpec(name=name, process=process, kwargs=dict(kwargs or {}), group=group,
                         company=company, retries=retries, ignore_failure=ignore_failure,
-                        condition=_word(ConditionType, condition, name, "condition"))
+                        condition=_word(ConditionType, condition, name, "condition"),
+                        timeout=timeout)
         for item in depends_on:
             if isinstance(item, tuple):
                 spec.after(*item)
@@ -157,6 +165,7 @@ class JobSpec:
             "recurrence": self.recurrence.to_json()
             if isinstance(self.recurrence, Recurrence) else None,
             "tasks": [t.to_dict() for t in self.tasks],
+            **({} if self.timeout is None else {"timeout": self.timeout}),
         }
 
     # -- validation -----------------------------------------------------------
@@ -177,6 +186,7 @@ class JobSpec:
             check_text(self.company, field="company", column=Job.company)
         if not self.tasks:
             raise InvalidValue("a job needs at least one task", field="tasks", value=[])
+        _check_timeout(self.timeout, None)
         names: set[str] = set()
         for task in self.tasks:
             _check_task_fields(task)
@@ -297,7 +307,7 @@ def job_from_dict(data: Any) -> JobSpec:
     description: Any = data.get("description")     # checked by validate(), as every field
     job = JobSpec(description=description, alert=data.get("alert", "error"),
                   company=data.get("company"), run_at=data.get("run_at"),
-                  recurrence=data.get("recurrence"))
+                  recurrence=data.get("recurrence"), timeout=data.get("timeout"))
     for index, item in enumerate(tasks_data):
         if not isinstance(item, Mapping):
             raise MalformedDefinition(f"task #{index + 1} must be a mapping", field="tasks",
@@ -322,7 +332,8 @@ def job_from_dict(data: Any) -> JobSpec:
                             group=item.get("group", DEFAULT_GROUP), company=item.get("company"),
                             retries=item.get("retries", 0),
                             ignore_failure=item.get("ignore_failure", False),
-                            condition=item.get("condition", "all"))
+                            condition=item.get("condition", "all"),
+                            timeout=item.get("timeout"))
         for dep in deps:
             if not isinstance(dep, Mapping) or "task" not in dep:
                 raise MalformedDefinition("each depends_on item needs 'task' (and 'status')",
@@ -395,6 +406,8 @@ def _check_task_fields(task: TaskSpec) -> None:
     if task.company is not None:
         check_text(task.company, task=task.name, field="company", column=Task.company)
 
+    _check_timeout(task.timeout, task.name)
+
 
 def check_user(user: str) -> None:
     """Refuse a user name the database cannot store (``--user``, ``BATCHJOBS_USER``)."""
@@ -440,6 +453,16 @@ def _check_depth(data: Any, *, task: str | None, field_name: str, start: int = 1
             stack.extend((v, depth + 1) for v in item.values())
         elif isinstance(item, (list, tuple)):
             stack.extend((v, depth + 1) for v in item)
+
+
+def _check_timeout(value: Any, task: str | None) -> None:
+    """A timeout is a positive number of seconds (or None: no limit)."""
+    if value is None:
+        return
+    if (isinstance(value, bool) or not isinstance(value, int | float)
+            or not math.isfinite(value) or value <= 0):
+        raise InvalidValue("timeout must be a positive number of seconds", task=task,
+                           field="timeout", value=value)
 
 
 def _check_json(task: TaskSpec) -> None:

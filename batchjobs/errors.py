@@ -20,7 +20,8 @@ what was wrong without parsing messages::
     │   ├── ServerNotFound       no batch server with that name
     │   ├── InUse                a group or server cannot go while something uses it
     │   ├── InvalidState         hold/release/cancel/rerun does not apply to the job now
-    │   └── UserNotFound         no user with that name
+    │   ├── UserNotFound         no user with that name
+    │   └── ServerNameTaken      a live process holds the batch server's name
     ├── DispatchError            a ready task could not be handed to the broker   exit 1
     ├── RunError                 a task cannot be run where it was sent            exit 1
     │   ├── ClientOnly           a client process reached a batch server
@@ -185,7 +186,12 @@ class InvalidState(StoreError):
 
 
 class DispatchError(BatchJobsError):
-    """Raised when a ready task cannot be handed to the broker."""
+    """Raised when ready tasks cannot be handed to the broker (unreachable); ``count``
+    says how many. They stay ready in the database: housekeepers publish them later."""
+
+    def __init__(self, message: str, *, count: int = 0) -> None:
+        self.count = count
+        super().__init__(message)
 
 
 class RunError(BatchJobsError):
@@ -282,3 +288,15 @@ class MissingDriver(ConfigError):
         name = (getattr(exc, "name", None) or "").partition(".")[0]
         extra = _DRIVER_EXTRAS.get(name)
         return cls(name, extra=extra) if extra else None
+
+
+class ServerNameTaken(StoreError):
+    """Raised when a batch server starts under a name a live process holds; ``name``,
+    ``host`` and ``pid`` say which (``batchjobs worker --replace`` takes over)."""
+
+    def __init__(self, name: str, host: str | None, pid: int | None) -> None:
+        self.name = name
+        self.host = host
+        self.pid = pid
+        super().__init__(f"batch server {name!r} is running on host {host} as pid {pid} "
+                         "(stop it first, or start with --replace to take over)")

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from . import alerts, store
+from . import alerts, incarnation, store
 from .controller import Controller, State
 from .coordinator import sweeps
 from .servers import beat
@@ -49,7 +49,7 @@ class Housekeeper(threading.Thread):
     due once per heartbeat (``settings.heartbeat_interval``) with them when it is time."""
 
     def __init__(self, server: str | None, app: Any, controller: Controller | None, *,
-                 settings: Settings, parent: int | None = None) -> None:
+                 settings: Settings, parent: int | None = None, stopping: Any = None) -> None:
         super().__init__(name=f"batchjobs-housekeeper-{server or 'standalone'}", daemon=True)
         self.server = server
         self.controller = controller
@@ -58,7 +58,8 @@ class Housekeeper(threading.Thread):
         #: the housekeeper stops as soon as that process is gone (it must not beat the
         #: heartbeat of a dead server).
         self.parent = parent
-        self.stopping = threading.Event()
+        #: Set to stop (an event shared with the worker's main process, in a child).
+        self.stopping = stopping if stopping is not None else threading.Event()
         broker = Broker(app)
         self.every_tick: list[Duty] = [functools.partial(duty, settings, broker) for duty in (
             sweeps.start_due_jobs, sweeps.feed_queues)]
@@ -68,8 +69,9 @@ class Housekeeper(threading.Thread):
         self.every_beat: list[Duty] = [functools.partial(duty, settings, broker) for duty in (
             sweeps.fail_lost_attempts, sweeps.republish_lost, sweeps.end_settled_jobs)]
         if server is not None:
-            self.every_beat.insert(0, functools.partial(beat, server, settings=settings))
+            self.every_beat.insert(0, self.beat)
         self._last_beat = 0.0
+        self.fenced = False
 
     def run(self) -> None:
         while not self.stopping.wait(self.settings.housekeeping_interval):
@@ -83,6 +85,21 @@ class Housekeeper(threading.Thread):
             except Exception:  # noqa: BLE001 - shutting down
                 log.debug("controller connection already gone", exc_info=True)
 
+    def beat(self) -> None:
+        """The server's heartbeat, while its incarnation holds the name; a server whose
+        name another start took over (``--replace``) is fenced off: it stops."""
+        assert self.server is not None
+        token = incarnation.current()
+        if beat(self.server, settings=self.settings, incarnation=token) or token is None:
+            return
+        if self.fenced:
+            return
+        self.fenced = True
+        log.error("batch server %s was taken over by another start; this one stops",
+                  self.server)
+        if self.parent is not None:
+            os.kill(self.parent, signal.SIGTERM)
+
     def tick(self) -> None:
         duties = list(self.every_tick)
         now = time.monotonic()
@@ -92,7 +109,7 @@ class Housekeeper(threading.Thread):
         for duty in duties:
             try:   # one failing duty (a sink, say) must not stop the heartbeat
                 duty()
-            except Exception:  # noqa: BLE001 - the next tick retries
+            except Exception:   # the next tick retries
                 name = getattr(getattr(duty, "func", duty), "__name__", repr(duty))
                 log.exception("housekeeping: %s failed", name)
 
@@ -109,7 +126,9 @@ class HousekeeperProcess:
 
     The child is forked with billiard, so Celery's after-fork hooks drop the broker
     connections it inherits; it opens its own database connections (engines are per
-    process). It stops when told to, or by itself when the main process is gone; if
+    process). It stops when told to (an event: it ignores the SIGTERM that systemd sends
+    to every process of a server it stops, for the heartbeat must go on while the
+    server's running tasks finish), or by itself when the main process is gone; if
     it dies while the worker runs, it is started again after
     ``settings.housekeeper_restart_delay`` (its controller then re-applies the record,
     which changes nothing if nothing changed)."""
@@ -122,16 +141,22 @@ class HousekeeperProcess:
         self.settings = settings
         self.stopping = threading.Event()
         self.process: Any = None
+        self.told: Any = None
+        self.watcher: threading.Thread | None = None
 
     def start(self) -> None:
         import billiard
 
-        self.process = billiard.get_context("fork").Process(
-            target=_run_housekeeper, args=(self.name, self.hostname, self.applied, os.getpid()),
+        context = billiard.get_context("fork")
+        self.told = context.Event()
+        self.process = context.Process(
+            target=_run_housekeeper,
+            args=(self.name, self.hostname, self.applied, os.getpid(), self.told),
             name=f"batchjobs-housekeeper-{self.name}", daemon=True)
         self.process.start()
-        threading.Thread(target=self._watch, args=(self.process,), daemon=True,
-                         name=f"batchjobs-housekeeper-watch-{self.name}").start()
+        self.watcher = threading.Thread(target=self._watch, args=(self.process,), daemon=True,
+                                        name=f"batchjobs-housekeeper-watch-{self.name}")
+        self.watcher.start()
 
     def _watch(self, process: Any) -> None:
         process.join()
@@ -145,25 +170,34 @@ class HousekeeperProcess:
             self.start()
 
     def stop(self, timeout: float = 5.0) -> None:
+        """Tell the process to stop and wait for it (its watcher reaps it: one waiter);
+        kill it if it does not stop in ``timeout`` seconds."""
         self.stopping.set()
-        if self.process is not None and self.process.is_alive():
-            self.process.terminate()
-            self.process.join(timeout)
+        if self.process is None or self.watcher is None:
+            return
+        self.told.set()
+        self.watcher.join(timeout)
+        if self.watcher.is_alive():
+            self.process.kill()
+            self.watcher.join(timeout)
 
 
-def _run_housekeeper(name: str, hostname: str, applied: State | None, parent: int) -> None:
-    """The housekeeper process: its timers in its main thread until SIGTERM, or until
-    the worker's main process is gone."""
+def _run_housekeeper(name: str, hostname: str, applied: State | None, parent: int,
+                     told: Any) -> None:
+    """The housekeeper process: its timers in its main thread until ``told`` is set, or
+    until the worker's main process is gone."""
     from .app import app
 
     store.reset_engines()
     settings = get_settings()
     keeper = Housekeeper(name, app, Controller(name, hostname, app, applied, settings=settings),
-                         settings=settings, parent=parent)
+                         settings=settings, parent=parent, stopping=told)
     # Celery's handlers came with the fork (SIGHUP restarts a worker, ...): not ours.
-    for sig in (signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2):
+    for sig in (signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2):
         signal.signal(sig, signal.SIG_DFL)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)    # Ctrl-C is the worker's to handle
-    signal.signal(signal.SIGTERM, lambda *_: keeper.stopping.set())
+    # Ctrl-C, SIGTERM and SIGQUIT reach every process of a server (a terminal, systemd):
+    # the worker's to handle; the housekeeper stops when the worker tells it, or is gone.
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGQUIT):
+        signal.signal(sig, signal.SIG_IGN)
     log.info("housekeeper of %s running in process %d", name, os.getpid())
     keeper.run()

@@ -18,11 +18,11 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from . import clock, queues, runs, store
-from .queues import Dispatch
 from .coordinator import propagate, queue_job, start_job
 from .errors import InvalidState, JobNotFound
 from .graph import Decision, decide, holds, unmet_reason
 from .models import Attempt, Condition, Job, Task
+from .queues import Dispatch
 from .settings import Settings, get_settings
 from .status import JOB_FINAL, JobStatus, Outcome, RunKind, TaskStatus
 
@@ -63,7 +63,7 @@ def release(job_id: int, *, settings: Settings | None = None) -> None:
         session.flush()
         dispatches = start_job(session, job_id, settings.queue_depth) \
             if job.run_at is None or job.run_at <= now else []
-    queues.publish(dispatches, settings=settings)
+    queues.publish_or_defer(dispatches, settings=settings)
 
 
 def cancel(job_id: int, *, settings: Settings | None = None) -> int:
@@ -99,10 +99,18 @@ def cancel(job_id: int, *, settings: Settings | None = None) -> int:
         session.flush()
         runs.end_run(session, job_id, JobStatus.CANCELED, now, settings)
     if messages:
+        from kombu.exceptions import OperationalError
+
         from .app import app
 
-        app.control.revoke(messages, terminate=True, signal="SIGTERM")
-        log.info("job %s canceled; revoked %d executing task(s)", job_id, len(messages))
+        try:   # SIGKILL: a pool process ignores SIGTERM while it runs a task (runner.deaf)
+            app.control.revoke(messages, terminate=True, signal="SIGKILL")
+        except (OperationalError, OSError) as exc:
+            log.warning("job %s canceled, but its %d executing task(s) could not be stopped "
+                        "(broker unreachable: %s); their outcomes no longer count", job_id,
+                        len(messages), exc)
+        else:
+            log.info("job %s canceled; revoked %d executing task(s)", job_id, len(messages))
     return len(executing)
 
 
@@ -137,7 +145,7 @@ def rerun(job_id: int, *, failed: bool = False, settings: Settings | None = None
         runs.start_run(session, job_id, now)
         dispatches = _restart(session, job_id, tasks, chosen, now, settings)
         dispatches += queue_job(session, job_id, settings.queue_depth)
-    queues.publish(dispatches, settings=settings)
+    queues.publish_or_defer(dispatches, settings=settings)
     return len(chosen)
 
 

@@ -14,6 +14,7 @@ from sqlalchemy import (
     JSON,
     DateTime,
     Enum,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -110,6 +111,11 @@ class BatchServer(Base):
     #: What the running worker applies now (written by it), for operators and tests.
     applied_groups: Mapped[list[Any]] = mapped_column(default=list)
     applied_threads: Mapped[int | None]
+    #: The start of the server's process that holds the name now (a fencing token), and
+    #: where that process runs: one live process per server name.
+    incarnation: Mapped[str | None] = mapped_column(String(32))
+    host: Mapped[str | None] = mapped_column(String(255))
+    pid: Mapped[int | None] = mapped_column(Integer)
     groups: Mapped[list[ServerGroup]] = relationship(
         cascade="all, delete-orphan", lazy="selectin", order_by="ServerGroup.group_name")
 
@@ -262,6 +268,8 @@ class Task(Base):
     #: more ready tasks than a queue is kept at leaves the rest unqueued; housekeepers
     #: publish them as the queue drains (oldest ``ready_at`` first).
     queued: Mapped[bool] = mapped_column(default=False)
+    #: Seconds a process may run before it is stopped and its attempt ends ``error``.
+    timeout: Mapped[float | None] = mapped_column(Float)
 
     __table_args__ = (
         UniqueConstraint("job_id", "name", name="uq_tasks_job_id_name"),
@@ -313,6 +321,8 @@ class Attempt(Base):
     run: Mapped[int] = mapped_column(Integer, default=1)
     #: Celery's id of the message being executed, so ``cancel`` can revoke it.
     message_id: Mapped[str | None] = mapped_column(String(64))
+    #: The incarnation of the server that runs it: only that start may record its outcome.
+    incarnation: Mapped[str | None] = mapped_column(String(32))
 
     __table_args__ = (UniqueConstraint("task_id", "number", name="uq_attempts_task_id_number"),)
 
@@ -343,3 +353,10 @@ class Secret(Base):
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime]
+
+
+#: Running attempts, by server: what recovery looks for (a restarted server's own, those
+#: of servers without heartbeat) without reading the attempts' history.
+RUNNING = Attempt.__table__.c.outcome == Outcome.RUNNING.value
+Index("ix_attempts_running", Attempt.__table__.c.server, postgresql_where=RUNNING,
+      sqlite_where=RUNNING)

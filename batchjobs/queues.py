@@ -1,4 +1,12 @@
-"""Batch group → Celery queue, and publishing ready tasks onto those queues."""
+"""Batch group → Celery queue, and publishing ready tasks onto those queues.
+
+A publish that cannot reach the broker raises :class:`DispatchError` (one line, the URL
+without its password); the tasks stay ready in the database, and housekeepers publish
+them once their queue is reachable and they have waited ``BATCHJOBS_REPUBLISH_AFTER``
+(:func:`batchjobs.coordinator.sweeps.republish_lost`). A broker URL that can never
+work (an unknown scheme, a malformed address) is refused before anything is stored
+(:func:`check_broker_url`).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +16,9 @@ from collections.abc import Iterable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
+from .errors import ConfigError, DispatchError
 from .settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -37,6 +47,8 @@ class Dispatch:
     name: str
     process: str
     group: str
+    #: Seconds its process may run: the message's hard time limit (None: no limit).
+    timeout: float | None = None
 
 
 def publish(dispatches: Iterable[Dispatch], *, settings: Settings | None = None) -> int:
@@ -56,16 +68,26 @@ def publish(dispatches: Iterable[Dispatch], *, settings: Settings | None = None)
     dispatches = list(dispatches)
     if not dispatches:
         return 0
+    from kombu.exceptions import OperationalError
+
     from .app import app
 
-    size = (settings or get_settings()).publish_batch
-    with app.producer_or_acquire() as producer, _batch(producer, size):
-        for d in dispatches:
-            app.send_task(
-                d.process, args=[d.task_id], kwargs={"job": d.job_id, "task": d.name},
-                task_id=message_id(d), queue=queue_name(d.group),
-                routing_key=queue_name(d.group), producer=producer,
-            )
+    settings = settings or get_settings()
+    try:
+        with app.producer_or_acquire() as producer, _batch(producer, settings.publish_batch):
+            for d in dispatches:
+                app.send_task(
+                    d.process, args=[d.task_id], kwargs={"job": d.job_id, "task": d.name},
+                    task_id=message_id(d), queue=queue_name(d.group),
+                    routing_key=queue_name(d.group), producer=producer, time_limit=d.timeout,
+                )
+    except (OperationalError, OSError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        password = _password(settings.broker_url)
+        if password:
+            reason = reason.replace(password, "**")
+        raise DispatchError(f"broker {settings.safe_broker_url()} unreachable: {reason}",
+                            count=len(dispatches)) from exc
     log.debug("published %d task(s)", len(dispatches))
     return len(dispatches)
 
@@ -74,6 +96,56 @@ def message_id(dispatch: Dispatch) -> str:
     """A message's (Celery task's) id: ``<job id>:<task name>:<unique>``, so that a list of
     messages (Flower's) says which job and task each one is."""
     return f"{dispatch.job_id}:{dispatch.name}:{uuid.uuid4().hex[:12]}"
+
+
+def publish_or_defer(dispatches: Iterable[Dispatch], *, settings: Settings | None = None,
+                     ) -> int:
+    """:func:`publish` after a commit that stands whatever the broker says: an unreachable
+    broker is a warning (the tasks are ready in the database; housekeepers publish them
+    once it answers), not an error of the operation that made them ready."""
+    try:
+        return publish(dispatches, settings=settings)
+    except DispatchError as exc:
+        log.warning("dispatch deferred: %s; housekeepers publish the ready tasks once the "
+                    "broker answers", exc)
+        return 0
+
+
+def check_broker_url(settings: Settings) -> None:
+    """Refuse a broker URL that can never work: no scheme, a scheme no transport serves,
+    a malformed address (:class:`ConfigError`, the URL without its password)."""
+    if settings.embedded_broker:
+        return
+    from kombu.transport import resolve_transport
+
+    url = settings.broker_url
+    scheme, sep, _ = url.partition("://")
+    if not sep or not scheme:
+        raise ConfigError("BATCHJOBS_BROKER_URL is not a URL (e.g. redis://127.0.0.1:6379/0)",
+                          name="BATCHJOBS_BROKER_URL")
+    try:
+        urlsplit(url).port   # noqa: B018 - raises ValueError for a malformed port
+    except ValueError as exc:   # not printed: the rest of the URL may hold a password
+        raise ConfigError(f"BATCHJOBS_BROKER_URL {scheme}://… is malformed: {exc}",
+                          name="BATCHJOBS_BROKER_URL") from None
+    shown = settings.safe_broker_url()
+    try:
+        resolve_transport(scheme.split("+", 1)[0])
+    except KeyError:
+        raise ConfigError(f"BATCHJOBS_BROKER_URL {shown!r}: no transport for scheme "
+                          f"{scheme!r} (e.g. redis://, amqp://, embedded://)",
+                          name="BATCHJOBS_BROKER_URL") from None
+    except ImportError as exc:
+        raise ConfigError(f"BATCHJOBS_BROKER_URL {shown!r}: the {scheme} transport needs "
+                          f"{exc.name or 'a library'}, which is not installed",
+                          name="BATCHJOBS_BROKER_URL") from None
+
+
+def _password(url: str) -> str | None:
+    try:
+        return urlsplit(url).password
+    except ValueError:
+        return None
 
 
 def _batch(producer: Any, size: int) -> AbstractContextManager[Any]:

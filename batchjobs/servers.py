@@ -132,10 +132,12 @@ def set_server(name: str, *, groups: Sequence[str] | None = None, threads: int |
 
 
 def register_worker(name: str, groups: Sequence[str], threads: int,
-                    *, settings: Settings | None = None) -> ServerConfig:
+                    *, settings: Settings | None = None, incarnation: str | None = None,
+                    host: str | None = None, pid: int | None = None) -> ServerConfig:
     """A worker starts: its record if it has one, else a new record from the worker's own
     groups and threads (groups it names are created: starting a worker is how a host
-    joins)."""
+    joins). A new record carries the worker's incarnation, host and pid (an existing
+    one got them when the worker took the name: :func:`batchjobs.incarnation.take`)."""
     with store.transaction(settings) as session:
         now = store.now(session)
         server = session.get(BatchServer, name)
@@ -144,7 +146,8 @@ def register_worker(name: str, groups: Sequence[str], threads: int,
                 session.add(BatchGroup(name=check_name(group), description="", created_at=now))
             session.flush()
             server = BatchServer(name=name, threads=check_threads(threads), timezone="UTC",
-                                 schedule=[], created_at=now)
+                                 schedule=[], created_at=now, incarnation=incarnation,
+                                 host=host, pid=pid)
             server.groups = [ServerGroup(server_name=name, group_name=g)
                              for g in sorted(set(groups))]
             session.add(server)
@@ -153,15 +156,21 @@ def register_worker(name: str, groups: Sequence[str], threads: int,
         return _config(server)
 
 
-def beat(name: str, *, alive: bool = True, settings: Settings | None = None) -> None:
-    """Record a heartbeat (or, at shutdown, that the server is gone)."""
+def beat(name: str, *, alive: bool = True, settings: Settings | None = None,
+         incarnation: str | None = None) -> bool:
+    """Record a heartbeat (or, at shutdown, that the server is gone); False if the record
+    is gone or belongs to another incarnation than ``incarnation`` (given): a process
+    fenced off by a newer start beats for nothing."""
     with store.transaction(settings) as session:
         server = session.get(BatchServer, name)
-        if server is not None:
-            server.heartbeat_at = store.now(session) if alive else None
-            if not alive:
-                server.applied_threads = None
-                server.applied_groups = []
+        if server is None or (incarnation is not None and server.incarnation != incarnation):
+            return False
+        server.heartbeat_at = store.now(session) if alive else None
+        if not alive:
+            server.applied_threads = None
+            server.applied_groups = []
+            server.pid = None       # its name is free (the incarnation stays: fencing)
+        return True
 
 
 def record_applied(name: str, groups: Sequence[str], threads: int,
@@ -231,6 +240,7 @@ def _view(server: BatchServer, now: datetime, running: int, settings: Settings,
         "timezone": server.timezone, "schedule": windows_to_json(config.windows),
         "live": live, "threads_now": config.threads_at(now), "running": running,
         "applied": {"groups": list(server.applied_groups or []),
-                    "threads": server.applied_threads} if live else None,
+                    "threads": server.applied_threads}
+        if live and server.applied_threads is not None else None,
         "heartbeat_at": clock.iso(server.heartbeat_at),
     }

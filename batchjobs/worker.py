@@ -2,26 +2,31 @@
 controller's remote-control command, and what happens when it starts and stops.
 
 A worker started by ``batchjobs worker`` or by plain ``celery -A batchjobs.app
-worker -n NAME@%h -Q batch.default`` registers itself when it is ready (a new
-server's record is made from its queues and concurrency; an existing record wins),
-applies what its record wants now, fails the attempts its previous process left
-running, and starts its housekeeper process (:mod:`batchjobs.housekeeper`).
+worker -n NAME@%h -Q batch.default`` takes its name before its pool starts (a new
+incarnation: :mod:`batchjobs.incarnation`; refused, exit 2, while a live process holds
+it), registers itself when it is ready (a new server's record is made from its queues
+and concurrency; an existing record wins), applies what its record wants now, fails the
+attempts its previous incarnations left running, and starts its housekeeper process
+(:mod:`batchjobs.housekeeper`).
 """
 
 from __future__ import annotations
 
+import functools
 import logging
+import os
+import sys
 from collections.abc import Sequence
 from typing import Any
 
 from celery import signals
 from celery.worker.control import control_command
 
-from . import clock, queues, store
+from . import clock, incarnation, queues, request, store
 from .controller import APPLY_COMMAND, apply, schedule_clock
 from .coordinator import claim, record
 from .coordinator.sweeps import fail_own_attempts
-from .errors import UnknownProcess
+from .errors import ServerNameTaken, UnknownProcess
 from .housekeeper import HousekeeperProcess
 from .processes import get_process, import_configured
 from .runner import register_processes, server_name
@@ -58,17 +63,30 @@ _housekeepers: list[HousekeeperProcess] = []
 
 
 @signals.worker_init.connect
-def _on_worker_init(**_: Any) -> None:
-    """Before the pool starts: the processes this server runs (the modules of
-    ``BATCHJOBS_IMPORTS`` and the shipped examples), each with its own Celery task; the
-    server's clock (shifted only where a test says so)."""
+def _on_worker_init(sender: Any = None, **_: Any) -> None:
+    """Before the pool starts: the server's clock (shifted only where a test says so), the
+    processes this server runs (the modules of ``BATCHJOBS_IMPORTS`` and the shipped
+    examples), each with its own Celery task, and the server's name, taken so that its
+    processes inherit the incarnation (``batchjobs worker`` has taken it already, and
+    reported a refusal)."""
+    _workers.append(sender)
     settings = get_settings()
-    for failure in import_configured().values():   # ``batchjobs worker`` refused these
-        log.error("BATCHJOBS_IMPORTS: %s", failure.describe())
-    register_processes()
     if settings.clock_offset:
         clock.shift(settings.clock_offset)
         log.warning("this batch server's clock runs %+gs off the system's", settings.clock_offset)
+    for failure in import_configured().values():   # ``batchjobs worker`` refused these
+        log.error("BATCHJOBS_IMPORTS: %s", failure.describe())
+    register_processes()
+    name = server_name(sender.hostname)
+    token = incarnation.current()
+    if token is not None and incarnation.holds(name, token, settings=settings):
+        return
+    try:
+        token = incarnation.take(name, settings=settings)
+    except ServerNameTaken as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    os.environ[incarnation.ENV] = token
 
 
 @signals.task_unknown.connect
@@ -85,7 +103,8 @@ def _on_unknown_task(sender: Any = None, message: Any = None, name: str | None =
         return
     settings = get_settings()
     server = server_name(getattr(sender, "hostname", None))
-    claimed = claim(task_id, job_id, server, id, settings=settings)
+    claimed = claim(task_id, job_id, server, id, settings=settings,
+                    incarnation=incarnation.current())
     if claimed is None:
         return
     try:
@@ -94,8 +113,8 @@ def _on_unknown_task(sender: Any = None, message: Any = None, name: str | None =
     except UnknownProcess as exc:     # says why: missing module, not batchable, not listed
         error = f"on batch server {server}: {exc}"
     log.warning("task %r of job %s: %s", claimed.name, job_id, error)
-    queues.publish(record(task_id, claimed.attempt, Outcome.ERROR, error,
-                          settings=settings), settings=settings)
+    queues.publish(record(task_id, claimed.attempt, Outcome.ERROR, error, settings=settings,
+                          incarnation=incarnation.current()), settings=settings)
 
 
 @signals.worker_ready.connect
@@ -107,11 +126,13 @@ def _on_worker_ready(sender: Any = None, **_: Any) -> None:
     name = server_name(consumer.hostname)
     groups = sorted(g for q in consumer.app.amqp.queues.consume_from
                     if (g := queues.group_of_queue(q)) is not None)
-    config = register_worker(name, groups, int(consumer.pool.num_processes), settings=settings)
+    token = incarnation.current()
+    config = register_worker(name, groups, int(consumer.pool.num_processes), settings=settings,
+                             incarnation=token, host=incarnation.this_host(), pid=os.getpid())
     now = schedule_clock(settings)()
     applied = apply(consumer, tuple(sorted(config.groups)), config.threads_at(now))
     record_applied(name, *applied, settings=settings)
-    fail_own_attempts(name, settings)
+    fail_own_attempts(name, settings, incarnation=token)
     keeper = HousekeeperProcess(name, consumer.hostname, applied, settings=settings)
     keeper.start()
     _housekeepers.append(keeper)
@@ -121,14 +142,40 @@ def _on_worker_ready(sender: Any = None, **_: Any) -> None:
 
 @signals.worker_shutdown.connect
 def _on_worker_shutdown(**_: Any) -> None:
+    request.drain(timeout=get_settings().server_timeout)
     for keeper in _housekeepers:
         keeper.stop()
         try:
-            beat(keeper.name, alive=False)
-        except Exception:
+            beat(keeper.name, alive=False, incarnation=incarnation.current())
+        except Exception:   # shutting down; the heartbeat simply ages
             log.exception("could not mark %s stopped", keeper.name)
+
+
+@signals.worker_shutting_down.connect
+def _on_worker_shutting_down(sig: str = "", how: str = "", **_: Any) -> None:
+    """After the first SIGTERM (a warm shutdown: running tasks finish), a second one is a
+    cold shutdown, as SIGQUIT is: running tasks are stopped and their attempts end
+    ``error`` (:class:`batchjobs.request.BatchRequest`)."""
+    if sig == "SIGTERM" and how == "Warm" and _workers:
+        from celery import platforms
+
+        platforms.signals["SIGTERM"] = functools.partial(_stop_running_tasks, _workers[-1])
+
+
+def _stop_running_tasks(worker: Any, *_: Any) -> None:
+    """A second SIGTERM during a warm shutdown: the running tasks are stopped (their pool
+    processes killed), their attempts end ``error``, and the warm shutdown goes on.
+    (Celery's cold-shutdown handler would stop the pool a second time, from inside the
+    warm shutdown's own stop.)"""
+    print("worker: second SIGTERM: running tasks stopped, cold shutdown (MainProcess)",
+          file=sys.__stdout__, flush=True)
+    worker.consumer.cancel_active_requests()
+
+
+_workers: list[Any] = []
 
 
 @signals.worker_process_init.connect
 def _on_worker_process_init(**_: Any) -> None:
     store.reset_engines()
+

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import socket
 import sys
 import tempfile
 from datetime import datetime
@@ -10,14 +12,21 @@ from pathlib import Path
 import click
 
 from .. import api, store
+from ..errors import BatchJobsError
 from ..examples import job1
 from ..launch import ServerProcess, stop_all, wait_until_ready
-from ..servers import set_server
+from ..servers import remove_server, set_server
 from ..settings import get_settings
 from .common import EXIT_FAILED, reports_errors
 
-
+#: The walkthrough's two servers, under names of this run alone (``demo-HOST-PID-Batch1``):
+#: a demo never takes, fences off or fails the work of a real server's name.
 DEMO_SERVERS = ("Batch1", "Batch2")
+
+
+def demo_names() -> list[str]:
+    host = "".join(c if c.isalnum() or c in "_.-" else "-" for c in socket.gethostname())
+    return [f"demo-{host[:40]}-{os.getpid()}-{name}" for name in DEMO_SERVERS]
 
 
 @click.command()
@@ -27,7 +36,7 @@ DEMO_SERVERS = ("Batch1", "Batch2")
               help="How long each task works.")
 @reports_errors
 def demo(fail: str | None, seconds: float) -> None:
-    """Run the AX walkthrough JOB 1 on two batch servers, Batch1 and Batch2 (one thread each).
+    """Run the AX walkthrough JOB 1 on two batch servers of its own (one thread each).
 
     Starts both servers as worker processes on the configured installation (with
     nothing configured: the embedded default, no server needed), submits JOB 1,
@@ -43,23 +52,34 @@ def demo(fail: str | None, seconds: float) -> None:
     store.get_engine(settings)  # create the schema once, before the servers race for it
     click.echo(f"database {settings.safe_database_url()}, broker {settings.safe_broker_url()}")
     log_dir = Path(tempfile.mkdtemp(prefix="batchjobs-demo-"))
-    for name in DEMO_SERVERS:   # the walkthrough's capacity, whatever the records said before
+    names = demo_names()
+    for name in names:   # the walkthrough's capacity
         set_server(name, groups=["default"], threads=1, schedule="")
-    servers = [ServerProcess(name, log_path=log_dir / f"{name}.log") for name in DEMO_SERVERS]
+    servers = [ServerProcess(name, log_path=log_dir / f"{name}.log") for name in names]
     try:
         wait_until_ready(servers, settings=settings)
-        click.echo("batch servers Batch1 and Batch2 are up (1 thread each)")
+        click.echo(f"batch servers {' and '.join(names)} are up (1 thread each)")
         job_id = api.submit(spec)
         click.echo(f"submitted job {job_id}: JOB 1" + (f" ({fail} fails on purpose)" if fail
                                                         else ""))
         final = api.wait(job_id, timeout=60 + 10 * seconds)
     finally:
         stop_all(servers)
+        _forget(names)
     if final is None:
         click.echo(f"job {job_id} did not finish in time; server logs in {log_dir}", err=True)
         sys.exit(EXIT_FAILED)
     _print_timeline(job_id)
     click.echo(f"job {job_id} {final.value}")
+
+
+def _forget(names: list[str]) -> None:
+    """The demo's server records go with it (a server that did not stop keeps its own)."""
+    for name in names:
+        try:
+            remove_server(name)
+        except BatchJobsError:
+            pass
 
 
 def _print_timeline(job_id: int) -> None:
@@ -73,9 +93,10 @@ def _print_timeline(job_id: int) -> None:
         return f"{(datetime.fromisoformat(value) - origin).total_seconds():7.3f}s"
 
     click.echo("\ntimeline (seconds after the job started)")
-    click.echo(f"  {'task':<8} {'server':<8} {'start':>8} {'end':>8}  outcome")
+    width = max([6, *(len(a["server"]) for a in attempts)])
+    click.echo(f"  {'task':<8} {'server':<{width}} {'start':>8} {'end':>8}  outcome")
     for a in attempts:
-        click.echo(f"  {a['task']:<8} {a['server']:<8} {offset(a['started_at']):>8} "
+        click.echo(f"  {a['task']:<8} {a['server']:<{width}} {offset(a['started_at']):>8} "
                    f"{offset(a['ended_at']):>8}  {a['outcome']}")
     click.echo("\nfinal statuses")
     for t in data["tasks"]:

@@ -30,6 +30,11 @@ from .common import (
 def submit(file: str, user: str | None, hold: bool) -> None:
     """Submit the job in FILE (YAML or JSON); print its id.
 
+    A job stored while the broker is unreachable is a job: its id is printed, a
+    warning says its dispatch is deferred, and housekeepers publish it once the broker
+    answers. A broker URL that can never work is refused (exit 2) before anything is
+    stored.
+
     \b
     Example:
       batchjobs submit job1.yaml --user alice
@@ -39,7 +44,16 @@ def submit(file: str, user: str | None, hold: bool) -> None:
     job = load_job_file(file)
     if user is not None:
         check_user(user)
-    click.echo(api.submit(job, user=user, hold=hold))
+    click.echo(api.submit(job, user=user, hold=hold, on_deferred=_warn_deferred))
+
+
+def _warn_deferred(job_id: int, error: Exception) -> None:
+    from ..settings import get_settings
+
+    after = get_settings().republish_after
+    click.echo(f"warning: job {job_id} is stored but its dispatch is deferred ({error}); "
+               f"housekeepers publish its ready tasks once the broker answers (after "
+               f"BATCHJOBS_REPUBLISH_AFTER, {after:g} s)", err=True)
 
 
 @click.command()

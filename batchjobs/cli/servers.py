@@ -34,16 +34,19 @@ def _split(groups: str | None) -> list[str] | None:
               help="Serve Prometheus /metrics and /healthz on this port.")
 @click.option("--metrics-address", default=None, envvar="BATCHJOBS_METRICS_ADDRESS",
               help="Address of /metrics and /healthz (default 127.0.0.1).")
+@click.option("--replace", is_flag=True,
+              help="Take the name over from a live process (it is fenced off).")
 @click.pass_context
 @reports_errors
 def worker(ctx: click.Context, name: str, groups: str, threads: int,
-           metrics_port: int | None, metrics_address: str | None) -> None:
+           metrics_port: int | None, metrics_address: str | None, replace: bool) -> None:
     """Start batch server NAME: consume its groups' queues, its threads at a time.
 
     A server with a record (`batchjobs server set`) takes its groups, threads and
     schedule from it and follows changes to it while running; --groups and
     --threads register a server that has no record yet. Options it does not know
-    are passed on to `celery worker`.
+    are passed on to `celery worker`. One live process per name: a start under a
+    name that a live process holds is refused (exit 2) unless --replace.
 
     \b
     Examples:
@@ -72,6 +75,7 @@ def worker(ctx: click.Context, name: str, groups: str, threads: int,
         group_list = list(config.groups)
         processes = config.most_threads
     _metrics_environment(metrics_port, metrics_address)
+    _take_name(name, replace=replace)
     app.worker_main(argv=worker_argv(name, group_list, processes, ctx.args))
 
 
@@ -83,6 +87,18 @@ def _metrics_environment(port: int | None, address: str | None) -> None:
         os.environ[PORT_VARIABLE] = str(port)
     if address:
         os.environ[ADDRESS_VARIABLE] = address
+
+
+def _take_name(name: str, *, replace: bool) -> None:
+    """This process becomes server ``name``'s holder (the worker runs in it); its pool
+    processes inherit the incarnation."""
+    import os
+
+    from .. import incarnation
+    from ..settings import get_settings
+
+    os.environ[incarnation.ENV] = incarnation.take(name, replace=replace,
+                                                   settings=get_settings())
 
 
 @click.group()

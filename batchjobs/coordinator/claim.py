@@ -34,12 +34,14 @@ class Claim:
 
 
 def claim(task_id: int, job_id: int, server: str, message_id: str | None = None, *,
-          settings: Settings) -> Claim | None:
-    """Atomically take a ready task for ``server``; None if it is not ready any more.
+          settings: Settings, incarnation: str | None = None) -> Claim | None:
+    """Atomically take a ready task for ``server``; None if it is not ready any more, or
+    if ``incarnation`` (a batch server's) no longer holds the server's name or the server
+    does not serve the task's group.
 
     ``message_id`` (Celery's) is kept on the attempt so ``cancel`` can revoke it."""
     params = {"p_job": job_id, "p_task": task_id, "p_server": server, "p_now": clock.now(),
-              "p_message": message_id}
+              "p_message": message_id, "p_incarnation": incarnation}
     with store.atomic(settings) as (steps, conn):
         row = steps.claim(conn, params)
     if row is None:

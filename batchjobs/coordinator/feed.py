@@ -61,4 +61,5 @@ def unqueued_groups(session: Session) -> list[str]:
 def queued(rows: Any) -> list[Dispatch]:
     """The dispatches among :data:`statements.DISPATCH_COLUMNS` rows: every ready task but
     client ones."""
-    return [Dispatch(*row[:5]) for row in rows if not row[5]]
+    return [Dispatch(row[0], row[1], row[2], row[3], row[4], timeout=row[6])
+            for row in rows if not row[5]]

@@ -36,13 +36,16 @@ MAX_PAUSE = 2.0
 
 def record(task_id: int, attempt: int, outcome: Outcome, error: str | None = None, *,
            children: tuple[int, ...] | None = None, traceback: str | None = None,
-           log: str | None = None, settings: Settings) -> list[Dispatch]:
+           log: str | None = None, settings: Settings,
+           incarnation: str | None = None) -> list[Dispatch]:
     """Record the outcome of attempt ``attempt`` of a task; return the dependents (or the
     retry) that became ready, to be published by the caller after this returns.
 
     ``children``: the dependents a success decides without a cascade
     (:attr:`Claim.readied_by_success`), which allows the one-step form. ``traceback`` and
-    ``log``: what the process raised and logged, kept on the attempt. A database that
+    ``log``: what the process raised and logged, kept on the attempt. ``incarnation``: the
+    reporting server's fencing token; an outcome counts only from the attempt's own
+    incarnation while it still holds the server's name (None: recovery). A database that
     is unreachable is retried with backoff for up to ``settings.server_timeout``
     seconds; after that the error is raised and the attempt is left to recovery."""
     deadline = time.monotonic() + settings.server_timeout
@@ -50,7 +53,8 @@ def record(task_id: int, attempt: int, outcome: Outcome, error: str | None = Non
     while True:
         try:
             return _record(task_id, attempt, outcome, children, settings,
-                           {"p_error": error, "p_traceback": traceback, "p_log": log})
+                           {"p_error": error, "p_traceback": traceback, "p_log": log,
+                            "p_incarnation": incarnation})
         except OperationalError:
             if time.monotonic() + pause > deadline:
                 raise
@@ -67,7 +71,8 @@ def _record(task_id: int, attempt: int, outcome: Outcome, children: tuple[int, .
         with store.atomic(settings) as (kind, conn):
             rows = kind.success_at_once(conn, {"p_task": task_id, "p_number": attempt,
                                                "p_now": now, "p_children": list(children),
-                                               "p_log": detail["p_log"]})
+                                               "p_log": detail["p_log"],
+                                               "p_incarnation": detail["p_incarnation"]})
         if rows is not None:
             return _after_success_at_once(rows, settings)
     with store.transaction(settings) as session:
@@ -81,7 +86,8 @@ def _after_success_at_once(rows: list[Any], settings: Settings) -> list[Dispatch
     if not rows:
         return []     # recorded already
     first = rows[0]
-    dispatches = [Dispatch(r.id, r.child_job_id, r.child_name, r.process, r.group_name)
+    dispatches = [Dispatch(r.id, r.child_job_id, r.child_name, r.process, r.group_name,
+                           timeout=r.child_timeout)
                   for r in rows if r.child_status == TaskStatus.READY and not r.client]
     if first.remaining <= 0:
         with store.transaction(settings) as session:
@@ -93,9 +99,11 @@ def record_in(session: Session, task_id: int, attempt: int, outcome: Outcome, no
               settings: Settings, detail: dict[str, str | None]) -> list[Dispatch]:
     """:func:`record`'s transaction: a failed attempt with retries left makes the task
     ready again; otherwise the task ends and decides its dependents. ``detail``: the
-    attempt's ``p_error``, ``p_traceback`` and ``p_log``."""
+    attempt's ``p_error``, ``p_traceback``, ``p_log`` and the reporter's
+    ``p_incarnation``."""
     conn = session.connection()
-    params = {"p_task": task_id, "p_number": attempt, "p_now": now}
+    params = {"p_task": task_id, "p_number": attempt, "p_now": now,
+              "p_incarnation": detail["p_incarnation"]}
     if outcome is Outcome.ENDED:
         done = steps.of(session).success(conn, {**params, "p_log": detail["p_log"]})
         if done is None:

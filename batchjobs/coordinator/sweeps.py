@@ -79,12 +79,35 @@ def fail_lost_attempts(settings: Settings, broker: Broker) -> None:
     fail_attempts(lost, f"stopped (no heartbeat for {timeout:g}s)", settings)
 
 
-def fail_own_attempts(server: str, settings: Settings) -> None:
-    """At a server's start, attempts still running under its name died with its previous
-    process."""
+def fail_own_attempts(server: str, settings: Settings, *, incarnation: str | None = None,
+                      ) -> None:
+    """At a server's start, attempts still running under its name by another incarnation
+    than its own (``incarnation``) died with its previous process, or were fenced off
+    with it."""
     with store.read_session(settings) as session:
-        lost = lost_attempts(session, server=server)
+        lost = lost_attempts(session, server=server, besides=incarnation)
     fail_attempts(lost, "restarted while the task was executing", settings)
+
+
+def fail_attempt_of_message(task_id: int, message_id: str, server: str, what: str,
+                            settings: Settings) -> bool:
+    """The server's main process saw the pool process running this message end without
+    an outcome (killed, timed out, stopped): its running attempt ends ``error`` (retried
+    if retries are left). False if that attempt had an outcome already."""
+    with store.read_session(settings) as session:
+        number = session.execute(
+            select(Attempt.number).where(Attempt.task_id == task_id,
+                                         Attempt.message_id == message_id,
+                                         Attempt.server == server,
+                                         Attempt.outcome == Outcome.RUNNING)
+            .order_by(Attempt.number.desc()).limit(1)).scalar()
+    if number is None:
+        return False
+    dispatches = record(task_id, number, Outcome.ERROR, f"batch server {server}: {what}",
+                        settings=settings)
+    log.warning("task %s attempt %s: %s", task_id, number, what)
+    queues.publish(dispatches, settings=settings)
+    return True
 
 
 def fail_attempts(lost: list[tuple[int, int, str]], what: str, settings: Settings) -> None:
@@ -96,17 +119,21 @@ def fail_attempts(lost: list[tuple[int, int, str]], what: str, settings: Setting
 
 
 def lost_attempts(session: Session, *, dead_before: datetime | None = None,
-                  server: str | None = None, limit: int = 100) -> list[tuple[int, int, str]]:
+                  server: str | None = None, besides: str | None = None,
+                  limit: int = 100) -> list[tuple[int, int, str]]:
     """Running attempts of servers whose last heartbeat is older than ``dead_before``, or of
-    ``server`` (which has just started, so runs none): ``(task_id, number, server)``."""
+    ``server`` (which has just started) by incarnations other than ``besides``:
+    ``(task_id, number, server)``."""
     query = (select(Attempt.task_id, Attempt.number, Attempt.server)
              .where(Attempt.outcome == Outcome.RUNNING).limit(limit))
     if server is not None:
         query = query.where(Attempt.server == server)
+    if besides is not None:
+        query = query.where(Attempt.incarnation.is_distinct_from(besides))
     if dead_before is not None:
         query = query.join(BatchServer, BatchServer.name == Attempt.server).where(
             BatchServer.heartbeat_at < dead_before)
-    return [(task_id, number, name) for task_id, number, name in session.execute(query)]
+    return [(int(task), int(number), str(name)) for task, number, name in session.execute(query)]
 
 
 def end_settled_jobs(settings: Settings, broker: Broker) -> None:

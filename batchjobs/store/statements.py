@@ -15,19 +15,35 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Integer, Text, and_, bindparam, case, insert, not_, or_, select, update
+from sqlalchemy import (
+    Integer,
+    String,
+    Text,
+    and_,
+    bindparam,
+    case,
+    cast,
+    exists,
+    insert,
+    not_,
+    or_,
+    select,
+    update,
+)
 
-from ..models import UNQUEUED, Attempt, Job, Task, UTCDateTime
+from ..models import UNQUEUED, Attempt, BatchServer, Job, ServerGroup, Task, UTCDateTime
 from ..status import ConditionType, JobStatus, Outcome, TaskStatus
 
 task = Task.__table__
 attempt = Attempt.__table__
 job = Job.__table__
+server = BatchServer.__table__
+server_group = ServerGroup.__table__
 
-#: A dispatch's columns, then ``client``: a ready client task is not queued (it waits
-#: for ``batchjobs run-client``).
+#: A dispatch's columns, then ``client`` (a ready client task is not queued: it waits
+#: for ``batchjobs run-client``), then the task's ``timeout`` (its message's time limit).
 DISPATCH_COLUMNS = (task.c.id, task.c.job_id, task.c.name, task.c.process, task.c.group_name,
-                    task.c.client)
+                    task.c.client, task.c.timeout)
 #: What a claim returns of the task row: all a process needs to run.
 CLAIMED_COLUMNS = (task.c.name, task.c.process, task.c.kwargs, task.c.company, task.c.run_as,
                    task.c.attempts, task.c.attempt_base, task.c.dependents)
@@ -36,6 +52,9 @@ LIMIT = bindparam("p_limit", type_=Integer())
 #: What an attempt's process raised and logged (None when it raised nothing or was quiet).
 TRACEBACK = bindparam("p_traceback", value=None, type_=Text())
 LOG = bindparam("p_log", value=None, type_=Text())
+#: The incarnation of the server that claims or reports (None: ``run-client``, recovery).
+INCARNATION = bindparam("p_incarnation", None, type_=String())
+SERVER = bindparam("p_server", type_=String())
 
 
 def guard(column: Any, value: Any) -> Any:
@@ -82,21 +101,45 @@ QUEUE_OF_JOB = ChooseSome((UNQUEUED, task.c.job_id == bindparam("p_job")), (task
 QUEUE_OF_GROUP = ChooseSome((UNQUEUED, task.c.group_name == bindparam("p_group")),
                             (task.c.ready_at, task.c.id), {"queued": True})
 
+def _serves() -> Any:
+    """The claiming batch server still holds its name (its incarnation is the record's:
+    a process fenced off by a newer start claims nothing) and serves the task's group (a
+    message on another group's queue, forged or misrouted, runs nothing). A claim
+    without an incarnation is a person's (``run-client``), not a server's."""
+    holds_name = exists(select(server.c.name).where(server.c.name == SERVER,
+                                                    server.c.incarnation == INCARNATION))
+    serves_group = exists(select(server_group.c.server_name).where(
+        server_group.c.server_name == SERVER, server_group.c.group_name == task.c.group_name))
+    return or_(cast(INCARNATION, String()).is_(None), and_(holds_name, serves_group))
+
+
 CLAIM = (update(task).where(task.c.id == bindparam("p_task"),
                             guard(task.c.job_id, bindparam("p_job")),
-                            guard(task.c.status, TaskStatus.READY.value))
+                            guard(task.c.status, TaskStatus.READY.value), _serves())
          .values(status=TaskStatus.EXECUTING.value, attempts=task.c.attempts + 1)
          .returning(*CLAIMED_COLUMNS))
 #: The run an attempt belongs to: the job's current one.
 CURRENT_RUN = select(job.c.run_number).where(job.c.id == bindparam("p_job")).scalar_subquery()
 INSERT_ATTEMPT = insert(attempt).values(
     run=CURRENT_RUN, task_id=bindparam("p_task"), number=bindparam("p_number"),
-    server=bindparam("p_server"), company=bindparam("p_company"), user=bindparam("p_user"),
-    started_at=NOW, outcome=Outcome.RUNNING.value, message_id=bindparam("p_message"))
+    server=SERVER, company=bindparam("p_company"), user=bindparam("p_user"),
+    started_at=NOW, outcome=Outcome.RUNNING.value, message_id=bindparam("p_message"),
+    incarnation=INCARNATION)
+
+
+def reported_by_runner() -> Any:
+    """An outcome counts only if reported by the incarnation that runs the attempt, and
+    while that incarnation holds the server's name (a fenced-off process changes
+    nothing); recovery and the server's main process report without one."""
+    holds_name = exists(select(server.c.name).where(server.c.name == attempt.c.server,
+                                                    server.c.incarnation == INCARNATION))
+    return or_(cast(INCARNATION, String()).is_(None),
+               and_(guard(attempt.c.incarnation, INCARNATION), holds_name))
 
 RECORD_ATTEMPT = (update(attempt).where(attempt.c.task_id == bindparam("p_task"),
                                         attempt.c.number == bindparam("p_number"),
-                                        attempt.c.outcome == Outcome.RUNNING.value)
+                                        attempt.c.outcome == Outcome.RUNNING.value,
+                                        reported_by_runner())
                   .values(outcome=bindparam("p_outcome"), ended_at=NOW,
                           error=bindparam("p_error", value=None), traceback=TRACEBACK, log=LOG)
                   .returning(attempt.c.id))

@@ -332,10 +332,11 @@ def _claim_cte() -> Any:
     claimed = sql.CLAIM.cte("claimed")
     attempt = insert(sql.attempt).from_select(
         ["run", "task_id", "number", "server", "company", "user", "started_at", "outcome",
-         "message_id"],
+         "message_id", "incarnation"],
         select(sql.CURRENT_RUN, bindparam("p_task", type_=Integer()), claimed.c.attempts,
-               bindparam("p_server", type_=String()), claimed.c.company, claimed.c.run_as,
-               sql.NOW, literal(Outcome.RUNNING.value), bindparam("p_message", type_=String()))
+               sql.SERVER, claimed.c.company, claimed.c.run_as,
+               sql.NOW, literal(Outcome.RUNNING.value), bindparam("p_message", type_=String()),
+               sql.INCARNATION)
     ).returning(sql.attempt.c.id).cte("attempt")
     return select(*(claimed.c[c.name] for c in sql.CLAIMED_COLUMNS)).add_cte(attempt)
 
@@ -352,7 +353,8 @@ def _success_statement() -> Any:
     task, attempt, job = sql.task, sql.attempt, sql.job
     recorded = (update(attempt).where(attempt.c.task_id == bindparam("p_task"),
                                       attempt.c.number == bindparam("p_number"),
-                                      attempt.c.outcome == Outcome.RUNNING.value)
+                                      attempt.c.outcome == Outcome.RUNNING.value,
+                                      sql.reported_by_runner())
                 .values(outcome=Outcome.ENDED.value, ended_at=sql.NOW, error=None,
                         log=sql.LOG)
                 .returning(attempt.c.task_id).cte("recorded"))
@@ -373,12 +375,14 @@ def _success_statement() -> Any:
                 queued=_when(ready, True, task.c.queued))
         .returning(task.c.id, task.c.job_id.label("child_job_id"),
                    task.c.name.label("child_name"), task.c.process, task.c.group_name,
-                   task.c.client, task.c.status.label("child_status"))
+                   task.c.client, task.c.status.label("child_status"),
+                   task.c.timeout.label("child_timeout"))
         .cte("decided"))
     columns: Sequence[Any] = (
         finished.c.job_id, finished.c.name, finished.c.dependents, settled.c.remaining,
         settled.c.failed, decided.c.id, decided.c.child_job_id, decided.c.child_name,
-        decided.c.process, decided.c.group_name, decided.c.client, decided.c.child_status)
+        decided.c.process, decided.c.group_name, decided.c.client, decided.c.child_status,
+        decided.c.child_timeout)
     return (select(*columns)
             .select_from(finished.join(settled, true()).outerjoin(decided, true())))
 

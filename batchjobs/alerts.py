@@ -127,7 +127,7 @@ def deliver_due(settings: Settings | None = None, *, limit: int = 20) -> int:
         if claimed:
             rows: Any = session.execute(select(Alert.id, Alert.payload).where(
                 Alert.id.in_([row.alert_id for row in claimed]))).all()
-            payloads = {alert_id: payload for alert_id, payload in rows}
+            payloads = dict(rows)
     sent = 0
     for row in claimed:
         payload = {"id": row.alert_id, **payloads[row.alert_id]}

@@ -196,7 +196,8 @@ def token_principal(token: str, *, settings: Settings | None = None) -> Principa
     if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
         return None
     with store.read_session(settings) as session:
-        row = session.execute(select(User.name, User.role).join(ApiToken, ApiToken.user == User.name)
+        row = session.execute(select(User.name, User.role)
+                              .join(ApiToken, ApiToken.user == User.name)
                               .where(ApiToken.token_hash == _token_hash(token))).first()
     return None if row is None else Principal(row.name, Role(row.role))
 

@@ -19,8 +19,7 @@ import uuid
 from queue import Empty
 from typing import Any
 
-from kombu.transport import TRANSPORT_ALIASES
-from kombu.transport import filesystem
+from kombu.transport import TRANSPORT_ALIASES, filesystem
 from kombu.utils.encoding import bytes_to_str, str_to_bytes
 from kombu.utils.json import dumps, loads
 from kombu.utils.objects import cached_property

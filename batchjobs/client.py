@@ -16,8 +16,8 @@ from sqlalchemy import select
 
 from . import queues, store
 from .coordinator import Claim, claim, record
-from .models import Task
 from .execution import execute
+from .models import Task
 from .settings import Settings, get_settings
 from .status import Outcome, TaskStatus
 

@@ -12,7 +12,7 @@ from enum import Enum
 
 from .status import ConditionType, Expected, JobStatus, TaskStatus, condition_holds
 
-__all__ = ["Decision", "decide", "condition_holds", "job_outcome", "unmet_reason"]
+__all__ = ["Decision", "condition_holds", "decide", "job_outcome", "unmet_reason"]
 
 
 class Decision(Enum):
@@ -21,7 +21,8 @@ class Decision(Enum):
     NOT_RUN = "not_run"
 
 
-def decide(condition_type: ConditionType | str, n_conditions: int, met: int, unmet: int) -> Decision:
+def decide(condition_type: ConditionType | str, n_conditions: int, met: int,
+           unmet: int) -> Decision:
     """What a waiting task with these counters should do now.
 
     ``all``: ready when every condition holds, not_run as soon as one cannot.
@@ -41,8 +42,9 @@ def decide(condition_type: ConditionType | str, n_conditions: int, met: int, unm
 
 def unmet_reason(parent: str, parent_status: TaskStatus | str, expected: Expected | str) -> str:
     """Why a condition can no longer hold, in words shown as the task's ``reason``."""
-    return f"condition on {parent!r} can no longer hold: it is {TaskStatus(parent_status).value}, " \
-           f"the condition needs {Expected(expected).value}"
+    status = TaskStatus(parent_status).value
+    return (f"condition on {parent!r} can no longer hold: it is {status}, "
+            f"the condition needs {Expected(expected).value}")
 
 
 def job_outcome(failed_tasks: int) -> JobStatus:

@@ -1,9 +1,9 @@
 """Is a batch server healthy? One answer for ``batchjobs server health NAME``, a server's
 ``/healthz``, a systemd watchdog script and a Kubernetes probe.
 
-A server is healthy while its heartbeat is fresh: the housekeeper beats it every
-``BATCHJOBS_*`` heartbeat interval (``Settings.heartbeat_interval``) through the database, so a fresh heartbeat
-says that the server's process lives, its housekeeper runs and the database answers it.
+A server is healthy while its heartbeat is fresh: the housekeeper beats it every heartbeat
+interval (``Settings.heartbeat_interval``) through the database, so a fresh heartbeat says
+that the server's process lives, its housekeeper runs and the database answers it.
 Where the question is asked inside the server (``/healthz``), its broker connection
 must be up too.
 """

@@ -194,10 +194,10 @@ def _restart(session: Session, job_id: int, tasks: dict[int, Task], chosen: set[
             # left unqueued: the caller queues as many as a queue is kept at
             conn.execute(update(table).where(table.c.id == task_id, waiting).values(
                 status=TaskStatus.READY.value, ready_at=now, queued=False))
-        elif decision is Decision.NOT_RUN:
-            if conn.execute(update(table).where(table.c.id == task_id, waiting).values(
+        elif decision is Decision.NOT_RUN and conn.execute(
+                update(table).where(table.c.id == task_id, waiting).values(
                     status=TaskStatus.NOT_RUN.value, reason=reasons.get(task_id))
-                    .returning(table.c.id)).first():
+                .returning(table.c.id)).first():
                 dispatches += propagate(session, job_id, t.name, TaskStatus.NOT_RUN,
                                         t.dependents, 0, now, settings)
     return dispatches

@@ -31,6 +31,8 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from .status import (
     Alert as AlertSetting,
+)
+from .status import (
     ConditionType,
     DeliveryStatus,
     Expected,
@@ -82,7 +84,8 @@ def words(kind: type[StrEnum], length: int = 16) -> Enum:
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
-    type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSON, list[Any]: JSON}
+    type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UTCDateTime,
+                                                     dict[str, Any]: JSON, list[Any]: JSON}
     #: Every model here maps one table; Core statements are built on it.
     __table__: ClassVar[Table]
 

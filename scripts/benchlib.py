@@ -137,7 +137,7 @@ class RawWorkers:
         return [p.pid for p in self.procs]
 
     def check(self) -> None:
-        for p, log in zip(self.procs, self.logs):
+        for p, log in zip(self.procs, self.logs, strict=False):
             if p.poll() is not None:
                 tail = log.read_text(errors="replace").strip().splitlines()[-15:]
                 raise BenchError(f"raw Celery worker exited with code {p.returncode}:\n"

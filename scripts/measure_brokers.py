@@ -20,7 +20,8 @@ c. stability: whether the worker is still alive at the end and how many
 Candidates: kombu ``filesystem://`` (polling 0.005 s and 0.01 s), our
 ``embedded://`` transport (batchjobs.broker, polling 0.005 s), kombu's
 SQLAlchemy transport on SQLite (polling 0.005 s), and as references ``redis://127.0.0.1``
-db 13 and RabbitMQ (``BATCHJOBS_BENCH_AMQP``, default the local broker's default vhost).  Only ``batchjobs.broker`` is imported from batchjobs.
+db 13 and RabbitMQ (``BATCHJOBS_BENCH_AMQP``, default the local broker's default vhost).
+Only ``batchjobs.broker`` is imported from batchjobs.
 
 kombu's SQLAlchemy transport passes every ``broker_transport_options`` key to
 ``sqlalchemy.create_engine()``, so ``{"polling_interval": 0.005}`` there fails
@@ -204,7 +205,7 @@ class Bench:
     def env_for(self, cand: Candidate, results: Path) -> dict[str, str]:
         env = dict(os.environ)
         app_dir = str(self.root / "app")
-        env["PYTHONPATH"] = app_dir + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [app_dir, env.get("PYTHONPATH")]))
         env["BENCH_BROKER_URL"] = cand.url
         env["BENCH_TRANSPORT_OPTIONS"] = json.dumps(cand.options)
         env["BENCH_RESULTS"] = str(results)
@@ -274,7 +275,7 @@ class Bench:
         proc = self.start_worker(cand, results, log)
         try:
             self._run(cand, app, proc, res, results)
-        except Exception as exc:  # report it in the table, keep measuring the others
+        except Exception as exc:  # noqa: BLE001 - reported in the table; the others go on
             res.error = f"{type(exc).__name__}: {exc}"
         finally:
             res.worker_exit_code = proc.poll()
@@ -421,11 +422,11 @@ def print_table(results: list[Result]) -> None:
              "-" if r.lost is None else str(r.lost),
              "yes" if r.worker_alive else f"NO (exit {r.worker_exit_code})"] for r in results]
     widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(head)]
-    line = " | ".join(h.ljust(w) for h, w in zip(head, widths))
+    line = " | ".join(h.ljust(w) for h, w in zip(head, widths, strict=False))
     print(line)
     print("-+-".join("-" * w for w in widths))
     for row in rows:
-        print(" | ".join(c.ljust(w) for c, w in zip(row, widths)))
+        print(" | ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)))
     for r in results:
         if r.error or r.worker_errors or r.lost:
             print(f"\n{r.transport}: {r.error or ''}")

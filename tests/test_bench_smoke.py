@@ -52,7 +52,7 @@ def test_bench_reports_every_figure_with_numbers_on_both_backends():
     seen: dict[str, set[str]] = {"redis-pg": set(), "embedded": set()}
     for fig in lines:
         where = f"{fig.get('backend')}/{fig.get('figure')}: {fig}"
-        assert KEYS <= fig.keys(), where
+        assert fig.keys() >= KEYS, where
         seen[fig["backend"]].add(fig["figure"])
         assert number(fig["batchjobs"]), where
         if fig["figure"] in COMPARED:

@@ -4,8 +4,8 @@ paths), without brokers or workers."""
 from __future__ import annotations
 
 import itertools
-from datetime import timedelta
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -14,11 +14,11 @@ from sqlalchemy import select
 from batchjobs import JobSpec, clock, store
 from batchjobs.api import status, submit
 from batchjobs.coordinator import claim, queue_ready, record, start_job, unqueued_groups
-from batchjobs.store import statements, steps
 from batchjobs.graph import Decision, decide
 from batchjobs.models import Job, JobRun, Task
 from batchjobs.settings import Settings
 from batchjobs.status import Outcome
+from batchjobs.store import statements, steps
 from tests.conftest import reset_postgres
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import math
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -314,7 +314,7 @@ def test_a_bad_alert_word_in_a_file_is_refused():
 
 @pytest.mark.parametrize("kwargs", [
     pytest.param({"seconds": {1, 2}}, id="set"),
-    pytest.param({"seconds": datetime(2030, 1, 1, tzinfo=timezone.utc)}, id="datetime"),
+    pytest.param({"seconds": datetime(2030, 1, 1, tzinfo=UTC)}, id="datetime"),
     pytest.param({"seconds": date(2030, 1, 1)}, id="date"),
     pytest.param({"seconds": (1, 2)}, id="tuple"),
     pytest.param({"seconds": math.nan}, id="nan"),

@@ -6,18 +6,18 @@ import os
 from datetime import datetime, timedelta
 
 import pytest
-
-pytestmark = pytest.mark.postgres
 from sqlalchemy import bindparam, select, text, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from batchjobs import JobSpec, TaskSpec, clock, store
-from batchjobs.store import fastpath
 from batchjobs.api import submit
 from batchjobs.models import Job, UTCDateTime
 from batchjobs.settings import Settings
 from batchjobs.status import Outcome
+from batchjobs.store import fastpath
 from tests.conftest import reset_postgres
+
+pytestmark = pytest.mark.postgres
 
 
 @pytest.fixture(scope="module")

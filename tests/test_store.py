@@ -7,9 +7,9 @@ from pathlib import Path
 from sqlalchemy import create_engine, inspect
 
 from batchjobs import store
-from batchjobs.store.schema import alembic_config
 from batchjobs.models import Base
 from batchjobs.settings import Settings
+from batchjobs.store.schema import alembic_config
 
 
 def sqlite_settings(tmp_path: Path) -> Settings:

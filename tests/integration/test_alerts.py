@@ -48,7 +48,7 @@ def test_each_alert_setting_against_each_outcome(servers, setting, fail, alerted
     assert batchjobs.list_alerts(user="nobody-" + uuid.uuid4().hex) == []
 
 
-def test_a_failed_job_delivers_one_webhook_post_and_one_email(start_server, hook, smtp):  # noqa: F811
+def test_a_failed_job_delivers_one_webhook_post_and_one_email(start_server, hook, smtp):
     group = f"alerts-{uuid.uuid4().hex[:6]}"
     add_group(group)
     batchjobs.add_user("dave", email="dave@example.test")
@@ -97,7 +97,7 @@ def test_a_sink_that_is_down_is_retried_and_never_changes_the_job(start_server):
 
 
 def test_an_email_alert_for_a_user_without_address_fails_at_once_saying_why(start_server,
-                                                                            smtp):  # noqa: F811
+                                                                            smtp):
     group = f"noaddr-{uuid.uuid4().hex[:6]}"
     add_group(group)
     start_server(f"N-{group}", groups=[group], env={"BATCHJOBS_SMTP_URL": smtp.url()})

@@ -3,6 +3,7 @@ failed branch, client tasks run by hand, recurrence runs one at a time."""
 
 from __future__ import annotations
 
+import itertools
 import subprocess
 import sys
 import uuid
@@ -145,7 +146,7 @@ def test_every_2s_with_end_after_3_makes_exactly_three_runs_one_at_a_time(server
     runs = batchjobs.history(job_id)
     assert [(r["number"], r["status"]) for r in runs] == [(1, "ended"), (2, "ended"),
                                                           (3, "ended")]
-    for earlier, later in zip(runs, runs[1:]):
+    for earlier, later in itertools.pairwise(runs):
         assert when(earlier["ended_at"]) <= when(later["started_at"])
         # on the 2 s grid from the first run (a run slowed down by the machine skips one)
         assert when(later["scheduled_at"]) - when(earlier["scheduled_at"]) == \
@@ -173,8 +174,8 @@ def test_racing_schedulers_start_a_due_job_once(servers, backend):
     import threading
 
     from batchjobs.app import app
-    from batchjobs.groups import add_group
     from batchjobs.coordinator import sweeps
+    from batchjobs.groups import add_group
     from batchjobs.housekeeper import Broker
     from batchjobs.settings import get_settings
 

@@ -60,7 +60,7 @@ def health_cli(name: str) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, timeout=60, env=os.environ)
 
 
-def counts(column, *where) -> dict[str, int]:  # noqa: ANN001 - a model column
+def counts(column, *where) -> dict[str, int]:
     with store.read_session() as session:
         return dict(session.execute(select(column, func.count()).where(*where)
                                     .group_by(column)).all())

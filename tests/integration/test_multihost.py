@@ -170,7 +170,7 @@ class NamespacedServer:
     def __init__(self, host: Host, env: dict[str, str], log_path: Path) -> None:
         self.name = host.server
         self.log_path = log_path
-        self._log = open(log_path, "ab")  # noqa: SIM115 - closed in stop()
+        self._log = open(log_path, "ab")
         self.started_at = clock.now()
         self.process = subprocess.Popen(
             [tool("ip") or "ip", "netns", "exec", host.namespace, sys.executable, "-c",

@@ -12,9 +12,9 @@ import pytest
 import batchjobs
 from batchjobs import JobSpec, clock, store
 from batchjobs.coordinator import claim, start_job
-from batchjobs.settings import get_settings
 from batchjobs.launch import ServerProcess, wait_until_ready
 from batchjobs.servers import show_server
+from batchjobs.settings import get_settings
 from tests.helpers import by_name, statuses, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.rabbitmq]

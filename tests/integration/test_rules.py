@@ -43,7 +43,7 @@ def test_flaky_task_is_retried_and_every_attempt_is_kept(servers):
     assert result["status"] == "ended"
     task = by_name(result)["flaky"]
     assert (task["status"], task["attempts"], task["error"]) == ("ended", 3, None)
-    attempts = [a for a in batchjobs.attempts(result["id"])]
+    attempts = list(batchjobs.attempts(result["id"]))
     assert [(a["number"], a["outcome"]) for a in attempts] == [(1, "error"), (2, "error"),
                                                                (3, "ended")]
     assert "attempt 1" in attempts[0]["error"] and "attempt 2" in attempts[1]["error"]
@@ -55,7 +55,8 @@ def test_task_fails_when_its_retries_are_used_up(servers):
     job.add_task("after", "batchjobs.examples.noop", depends_on=["flaky"])
     result = run(job)
     assert result["status"] == "error"
-    assert (by_name(result)["flaky"]["status"], by_name(result)["flaky"]["attempts"]) == ("error", 2)
+    flaky = by_name(result)["flaky"]
+    assert (flaky["status"], flaky["attempts"]) == ("error", 2)
     assert by_name(result)["after"]["status"] == "not_run"
 
 

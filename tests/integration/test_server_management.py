@@ -47,7 +47,7 @@ def start_ahead(start_server, prefix: str, *, reaches: datetime, lead: float, ma
     for _ in range(3):
         opens = clock.now() + timedelta(seconds=lead)
         server = start_server(unique(prefix), offset=(reaches - opens).total_seconds(), **options)
-        wait_for(lambda: applied(server.name) is not None, timeout=15,
+        wait_for(lambda server=server: applied(server.name) is not None, timeout=15,
                  message=f"{server.name} reports what it applies")
         if clock.now() < opens - timedelta(seconds=margin):
             return server, opens

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.integration
 class PlainCeleryServer(ServerProcess):
     """A batch server started with plain ``celery -A batchjobs.app worker``."""
 
-    def __init__(self, name: str, group: str, log_path) -> None:  # noqa: D107
+    def __init__(self, name: str, group: str, log_path) -> None:
         self.name = name
         self.log_path = log_path
         self._log = open(log_path, "ab")

@@ -6,7 +6,6 @@ import logging
 import os
 import sys
 import time
-
 from typing import Any
 
 from batchjobs import ProcessContext, batchable

@@ -44,7 +44,7 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def console(backend) -> Iterator[str]:  # noqa: ANN001 - tests.conftest's fixture
+def console(backend) -> Iterator[str]:
     """``batchjobs web`` in a thread of this process, on the test's backend."""
     port = _free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(), host="127.0.0.1", port=port,
@@ -60,7 +60,7 @@ def console(backend) -> Iterator[str]:  # noqa: ANN001 - tests.conftest's fixtur
 
 
 @pytest.fixture(scope="module")
-def people(backend) -> People:  # noqa: ANN001
+def people(backend) -> People:
     return make_people()
 
 

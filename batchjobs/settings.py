@@ -86,6 +86,11 @@ class Settings:
     #: Seconds a batch server's own clock is shifted by (``BATCHJOBS_CLOCK_OFFSET``): a
     #: test's way to run a server on a host whose clock is wrong.
     clock_offset: float = 0.0
+    #: Seconds a warm shutdown waits for running tasks before it stops them and ends their
+    #: attempts ``error`` "stopped" (``BATCHJOBS_STOP_TIMEOUT``; None: as long as they run).
+    #: Set it below the service manager's own stop timeout (systemd's ``TimeoutStopSec``),
+    #: whose SIGKILL would leave the attempts to recovery.
+    stop_timeout: float | None = None
     #: Signs the web console's session cookies; None = a key generated once and kept in
     #: the database (:func:`batchjobs.auth.signing_key`).
     secret_key: str | None = None
@@ -111,6 +116,8 @@ class Settings:
                    attempt_log_limit=_count(env, "BATCHJOBS_ATTEMPT_LOG_LIMIT",
                                             ATTEMPT_LOG_LIMIT),
                    clock_offset=_offset(env, "BATCHJOBS_CLOCK_OFFSET"),
+                   stop_timeout=(_seconds(env, "BATCHJOBS_STOP_TIMEOUT", 1.0)
+                                 if env.get("BATCHJOBS_STOP_TIMEOUT") else None),
                    secret_key=env.get("BATCHJOBS_SECRET_KEY") or None)
 
     @property
@@ -208,6 +215,7 @@ _ENV_KEYS = ("BATCHJOBS_HOME", "BATCHJOBS_DATABASE_URL", "BATCHJOBS_BROKER_URL",
              "BATCHJOBS_IMPORTS", "BATCHJOBS_REPUBLISH_AFTER", "BATCHJOBS_SERVER_TIMEOUT",
              "BATCHJOBS_QUEUE_DEPTH", "BATCHJOBS_CELERY_CONFIG", "BATCHJOBS_SCHEDULE_OFFSET",
              "BATCHJOBS_ATTEMPT_LOG_LIMIT", "BATCHJOBS_CLOCK_OFFSET",
+             "BATCHJOBS_STOP_TIMEOUT",
              "BATCHJOBS_SMTP_URL", "BATCHJOBS_ALERT_EMAIL_FROM", "BATCHJOBS_ALERT_WEBHOOK",
              "BATCHJOBS_SECRET_KEY")
 _cache: dict[tuple[str | None, ...], Settings] = {}

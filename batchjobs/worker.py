@@ -16,6 +16,7 @@ import functools
 import logging
 import os
 import sys
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -160,6 +161,13 @@ def _on_worker_shutting_down(sig: str = "", how: str = "", **_: Any) -> None:
         from celery import platforms
 
         platforms.signals["SIGTERM"] = functools.partial(_stop_running_tasks, _workers[-1])
+    stop_timeout = get_settings().stop_timeout
+    if how == "Warm" and _workers and stop_timeout is not None:
+        # Before the service manager's own timeout kills everything: tasks still running
+        # then are stopped here, and their attempts end "stopped" (retries apply).
+        timer = threading.Timer(stop_timeout, _stop_running_tasks, args=(_workers[-1],))
+        timer.daemon = True
+        timer.start()
 
 
 def _stop_running_tasks(worker: Any, *_: Any) -> None:
@@ -167,8 +175,8 @@ def _stop_running_tasks(worker: Any, *_: Any) -> None:
     processes killed), their attempts end ``error``, and the warm shutdown goes on.
     (Celery's cold-shutdown handler would stop the pool a second time, from inside the
     warm shutdown's own stop.)"""
-    print("worker: second SIGTERM: running tasks stopped, cold shutdown (MainProcess)",
-          file=sys.__stdout__, flush=True)
+    print("worker: second SIGTERM or stop timeout: running tasks stopped, cold shutdown "
+          "(MainProcess)", file=sys.__stdout__, flush=True)
     worker.consumer.cancel_active_requests()
 
 

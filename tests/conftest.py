@@ -38,7 +38,7 @@ BACKEND_VARS = ("BATCHJOBS_DATABASE_URL", "BATCHJOBS_BROKER_URL", "BATCHJOBS_HOM
                 "BATCHJOBS_REPUBLISH_AFTER", "BATCHJOBS_SERVER_TIMEOUT", "BATCHJOBS_IMPORTS",
                 "BATCHJOBS_DATABASE_URL_FILE", "BATCHJOBS_BROKER_URL_FILE")
 #: The test processes every batch server of the tests knows (as an operator lists theirs).
-TEST_PROCESSES = "tests.processes.samples,tests.processes.context"
+TEST_PROCESSES = "tests.processes.samples,tests.processes.context,tests.processes.faults"
 # The sample processes come from where an operator would say: BATCHJOBS_IMPORTS, read by
 # this process and inherited by every server the tests start.
 os.environ.setdefault("BATCHJOBS_IMPORTS", TEST_PROCESSES)
@@ -91,7 +91,9 @@ def _reset_rabbitmq(schema: str = AMQP_SCHEMA) -> None:
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Parametrize ``backend``: RabbitMQ only for the tests marked ``rabbitmq``."""
-    if "backend" in metafunc.fixturenames:
+    chosen = any("backend" in str(mark.args[0]) for mark in
+                 metafunc.definition.iter_markers("parametrize"))
+    if "backend" in metafunc.fixturenames and not chosen:   # a test may pick its backends
         params = list(BACKENDS)
         if metafunc.definition.get_closest_marker("rabbitmq") is not None:
             params.append("rabbitmq-pg")

@@ -337,6 +337,25 @@ def test_a_cold_shutdown_ends_the_running_attempt_error_and_the_task_retries(
     assert [(n, o) for n, o, _ in attempts_of(job_id)] == [(1, "error"), (2, "ended")]
 
 
+def test_a_warm_shutdown_past_its_stop_timeout_ends_the_running_attempt_stopped(
+        start_server, tmp_path):
+    """One SIGTERM, as systemd sends; the task outlives BATCHJOBS_STOP_TIMEOUT: the server
+    stops it itself and records it, before a service manager's SIGKILL would."""
+    server, group = serve(start_server, "Slow", env={**IMPORTS, "BATCHJOBS_STOP_TIMEOUT": "2"})
+    release = tmp_path / "release"
+    job_id = held_job(tmp_path, group, retries=1, release=str(release))
+    pid_of(tmp_path, "held", 1)
+    signal_server(server, signal.SIGTERM, group=True)
+    server.process.wait(120)
+    (number, outcome, error), = attempts_of(job_id)
+    assert outcome == "error" and f"batch server {server.name}" in (error or "")
+    assert "stopped" in (error or "")
+    release.touch()
+    start_server(unique("Heir"), groups=[group], env=IMPORTS)
+    assert batchjobs.wait(job_id, timeout=60) is batchjobs.JobStatus.ENDED
+    assert [(n, o) for n, o, _ in attempts_of(job_id)] == [(1, "error"), (2, "ended")]
+
+
 # -- task time limit -----------------------------------------------------------------------
 
 

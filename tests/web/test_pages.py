@@ -108,3 +108,31 @@ def test_an_action_s_outcome_is_told_and_a_forged_notice_is_not_shown(client, pe
     assert f"job {job_id} is hold: only a waiting job can be held" in done.text
     forged = client.get(f"/jobs/{job_id}", params={"notice": "call 555 now"})
     assert "call 555 now" not in forged.text
+
+
+def test_a_failed_attempt_shows_its_traceback_and_log_on_the_job_page(client, people,
+                                                                      monkeypatch):
+    from sqlalchemy import select
+
+    from batchjobs import JobSpec, store
+    from batchjobs.coordinator import claim, record
+    from batchjobs.execution import execute
+    from batchjobs.models import Task
+    from batchjobs.settings import get_settings
+
+    monkeypatch.setenv("BATCHJOBS_IMPORTS", "tests.processes.samples")
+    job = JobSpec("chatty")
+    job.add_task("C", "tests.processes.samples.chatty_failure")
+    job_id = api.submit(job, user="alice")
+    settings = get_settings()
+    with store.read_session(settings) as session:     # no server here: run it as one would
+        task_id = session.execute(select(Task.id).where(Task.job_id == job_id)).scalar_one()
+    claimed = claim(task_id, job_id, "S", settings=settings)
+    assert claimed is not None
+    result = execute(claimed, "S")
+    record(task_id, claimed.attempt, result.outcome, result.error,
+           traceback=result.traceback, log=result.log, settings=settings)
+    log_in(client, "alice")
+    page = client.get(f"/jobs/{job_id}").text
+    assert 'data-attempt-detail="C#1"' in page
+    assert "in _look_up" in page and "step 3 of 3 done" in page

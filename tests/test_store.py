@@ -33,6 +33,19 @@ def test_first_use_of_an_empty_database_applies_the_schema_and_the_default_group
         assert session.get(BatchGroup, "default") is not None
 
 
+def test_a_home_not_made_yet_is_made_by_the_first_submit_and_status_reads_it(tmp_path):
+    from batchjobs import api
+    from batchjobs.definition import JobSpec
+
+    home = tmp_path / "not" / "made"
+    settings = Settings(database_url=f"sqlite:///{home / 'batchjobs.db'}",
+                        broker_url="embedded://", home=home)
+    job = JobSpec("x")
+    job.add_task("a", "batchjobs.examples.noop")
+    job_id = api.submit(job, user="alice", hold=True, settings=settings)
+    assert api.status(job_id, settings=settings)["status"] == "hold"
+
+
 def test_upgrade_twice_changes_nothing(tmp_path):
     settings = sqlite_settings(tmp_path)
     engine = store.get_engine(settings)

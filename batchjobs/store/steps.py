@@ -219,6 +219,13 @@ class SQLite(Steps):
     name = "sqlite"
 
     def create_engine(self, url: str) -> Engine:
+        # The file's folder (BATCHJOBS_HOME) is made here, as the embedded broker makes
+        # its own: a home named in the environment but not made yet is where the jobs
+        # go, not "unable to open database file". A read never gets here for a
+        # database that does not exist (get_engine(create=False) refuses first).
+        database = make_url(url).database
+        if database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
 
         @event.listens_for(engine, "connect")

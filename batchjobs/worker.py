@@ -102,14 +102,20 @@ def _on_unknown_task(sender: Any = None, message: Any = None, name: str | None =
     except (AttributeError, IndexError, KeyError, TypeError, ValueError):
         log.error("dropped a message for unknown task %r that is not a batch task", name)
         return
-    settings = get_settings()
     server = server_name(getattr(sender, "hostname", None))
-    claimed = claim(task_id, job_id, server, id, settings=settings,
+    # On the main process's recording thread, as a lost pool process's attempt is: this
+    # runs in Celery's consumer, which must not wait for the database.
+    request.submit(_fail_unknown, task_id, job_id, server, id, str(name))
+
+
+def _fail_unknown(task_id: int, job_id: int, server: str, message_id: str | None, name: str,
+                  settings: Any) -> None:
+    claimed = claim(task_id, job_id, server, message_id, settings=settings,
                     incarnation=incarnation.current())
     if claimed is None:
         return
     try:
-        get_process(str(name), task=claimed.name)
+        get_process(name, task=claimed.name)
         error = f"process {name!r} has no Celery task on batch server {server}"
     except UnknownProcess as exc:     # says why: missing module, not batchable, not listed
         error = f"on batch server {server}: {exc}"

@@ -323,11 +323,19 @@ def test_a_cold_shutdown_ends_the_running_attempt_error_and_the_task_retries(
     release = tmp_path / "release"
     job_id = held_job(tmp_path, group, retries=1, release=str(release))
     pid_of(tmp_path, "held", 1)
-    for number, name in enumerate(signals, start=1):
+    *first, last = signals
+    for number, name in enumerate(first, start=1):   # each handled before the next is sent
         signal_server(server, getattr(signal, name), group=True)
-        wait_for(lambda n=number: log_says(server, "shutdown (MainProcess)", times=n),
-                 timeout=60, message=f"{name} handled")
-    server.process.wait(60)
+        try:
+            wait_for(lambda n=number: log_says(server, "shutdown (MainProcess)", times=n),
+                     timeout=120, message=f"{name} handled")
+        except AssertionError as exc:
+            pytest.fail(f"{exc}; the server's log ends:\n{server.log_tail()}")
+    signal_server(server, getattr(signal, last), group=True)
+    try:
+        server.process.wait(120)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"{last}: the server did not stop; its log ends:\n{server.log_tail()}")
     (number, outcome, error), = attempts_of(job_id)
     assert outcome == "error" and f"batch server {server.name}" in (error or "")
     assert "stopped" in (error or "")

@@ -13,7 +13,7 @@ import logging
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from .. import clock, queues, store
@@ -152,9 +152,16 @@ def lost_attempts(session: Session, *, dead_before: datetime | None = None,
     """Running attempts of servers whose last heartbeat is older than ``dead_before``, or of
     ``server`` (which has just started) by incarnations other than ``besides``:
     ``(task_id, number, server)``."""
-    # RUNNING, the predicate of ix_attempts_running, with its word as a literal: the
-    # housekeepers' every beat reads running attempts through that index, however many
-    # finished ones the table holds.
+    query = lost_attempts_query(dead_before=dead_before, server=server, besides=besides,
+                                limit=limit)
+    return [(int(task), int(number), str(name)) for task, number, name in session.execute(query)]
+
+
+def lost_attempts_query(*, dead_before: datetime | None = None, server: str | None = None,
+                        besides: str | None = None, limit: int = 100) -> Select[int, int, str]:
+    """The statement of :func:`lost_attempts`. Its predicate is RUNNING, that of
+    ``ix_attempts_running`` with the word as a literal: every housekeeper's beat reads the
+    running attempts through that index, however many finished ones the table holds."""
     query = (select(Attempt.task_id, Attempt.number, Attempt.server)
              .where(RUNNING).limit(limit))
     if server is not None:
@@ -164,7 +171,7 @@ def lost_attempts(session: Session, *, dead_before: datetime | None = None,
     if dead_before is not None:
         query = query.join(BatchServer, BatchServer.name == Attempt.server).where(
             BatchServer.heartbeat_at < dead_before)
-    return [(int(task), int(number), str(name)) for task, number, name in session.execute(query)]
+    return query
 
 
 def end_settled_jobs(settings: Settings, broker: Broker) -> None:

@@ -73,6 +73,9 @@ def submit(job: JobSpec, *, user: str | None = None, hold: bool = False,
     starts_now = not hold and (run_at is None or run_at <= now)
     ready_now = {t.name for t in job.tasks if starts_now and not t.depends_on}
     with store.transaction(settings) as session:
+        from .owners import check_submitter
+
+        check_submitter(session, user, settings)
         status = JobStatus.HOLD if hold else JobStatus.WAITING
         job_id = session.execute(insert(Job).values(
             description=job.description, status=status, alert=job.alert.value,
@@ -142,8 +145,15 @@ def status(job_id: int, *, settings: Settings | None = None) -> dict[str, Any]:
             "run_at": clock.iso(job.run_at), "started_at": clock.iso(job.started_at),
             "ended_at": clock.iso(job.ended_at), "alert": job.alert, "company": job.company,
             "run": job.run_number, "recurrence": job.recurrence,
+            "hold_reason": job.hold_reason, "changes": _changes(session, job_id),
             "tasks": [_task_status(t, last.get(t.id)) for t in tasks],
         }
+
+
+def _changes(session: Any, job_id: int) -> list[dict[str, Any]]:
+    from .owners import changes
+
+    return changes(session, job_id)
 
 
 def _task_status(task: Task, attempt: Attempt | None) -> dict[str, Any]:
@@ -165,6 +175,15 @@ def history(job_id: int, *, settings: Settings | None = None) -> list[dict[str, 
         from . import runs
 
         return runs.history(session, job_id)
+
+
+def changes(job_id: int, *, settings: Settings | None = None) -> list[dict[str, Any]]:
+    """What was changed on the job by hand (its run-as user reassigned): who, when, from,
+    to, oldest first."""
+    with store.read_session(settings) as session:
+        if session.get(Job, job_id) is None:
+            raise JobNotFound(job_id)
+        return _changes(session, job_id)
 
 
 def attempts(job_id: int, *, task: str | None = None, number: int | None = None,
@@ -195,7 +214,8 @@ def list_jobs(*, limit: int = 100, settings: Settings | None = None) -> list[dic
     with store.read_session(settings) as session:
         jobs = session.execute(select(Job).order_by(Job.id.desc()).limit(limit)).scalars()
         return [{"id": j.id, "description": j.description, "status": j.status,
-                 "created_by": j.created_by, "created_at": clock.iso(j.created_at)} for j in jobs]
+                 "created_by": j.created_by, "created_at": clock.iso(j.created_at),
+                 "hold_reason": j.hold_reason} for j in jobs]
 
 
 def job_status(job_id: int, *, settings: Settings | None = None) -> JobStatus:

@@ -21,6 +21,8 @@ what was wrong without parsing messages::
     │   ├── InUse                a group or server cannot go while something uses it
     │   ├── InvalidState         hold/release/cancel/rerun does not apply to the job now
     │   ├── UserNotFound         no user with that name
+    │   ├── UserDisabled         the user is disabled: their jobs do not start
+    │   ├── UserHasJobs          a user with jobs cannot be removed
     │   └── ServerNameTaken      a live process holds the batch server's name
     ├── DispatchError            a ready task could not be handed to the broker   exit 1
     ├── RunError                 a task cannot be run where it was sent            exit 1
@@ -264,6 +266,30 @@ class UserNotFound(StoreError):
     def __init__(self, name: str) -> None:
         self.name = name
         super().__init__(f"no user named {name!r} (add one with: batchjobs user add {name})")
+
+
+class UserDisabled(StoreError):
+    """Raised when a disabled user would submit, or own a job that starts (``job_id``
+    names it) or is given to them; ``batchjobs user enable`` lifts it."""
+
+    def __init__(self, name: str, *, job_id: int | None = None, doing: str = "") -> None:
+        self.name = name
+        self.job_id = job_id
+        what = f"job {job_id} is owned by {name!r}, who is disabled" if job_id is not None \
+            else f"user {name!r} is disabled"
+        super().__init__(f"{what}{': ' + doing if doing else ''} (batchjobs user enable "
+                         f"{name}, or reassign: batchjobs job reassign)")
+
+
+class UserHasJobs(StoreError):
+    """Raised when a user who still owns jobs is removed; ``jobs`` says how many."""
+
+    def __init__(self, name: str, jobs: int) -> None:
+        self.name = name
+        self.jobs = jobs
+        super().__init__(f"user {name!r} owns {jobs} job(s) and cannot be removed: reassign "
+                         f"them (batchjobs job reassign --from {name} --to OTHER) or delete "
+                         "the finished ones (batchjobs cleanup) first")
 
 
 #: Database driver module -> the extra of batchjobs that installs it.

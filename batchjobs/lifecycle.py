@@ -22,6 +22,7 @@ from .coordinator import propagate, queue_job, start_job
 from .errors import InvalidState, JobNotFound
 from .graph import Decision, decide, holds, unmet_reason
 from .models import Attempt, Condition, Job, Task
+from .owners import check_owner_enabled
 from .queues import Dispatch
 from .settings import Settings, get_settings
 from .status import JOB_FINAL, JobStatus, Outcome, RunKind, TaskStatus
@@ -57,7 +58,9 @@ def release(job_id: int, *, settings: Settings | None = None) -> None:
         job = _job(session, job_id)
         if job.status != JobStatus.HOLD:
             raise InvalidState(job_id, job.status, "only a held job can be released")
+        check_owner_enabled(session, job, "it cannot be released")
         job.status = JobStatus.WAITING
+        job.hold_reason = None
         now = clock.now()
         runs.set_run_status(session, job_id, JobStatus.WAITING, now)
         session.flush()
@@ -124,6 +127,7 @@ def rerun(job_id: int, *, failed: bool = False, settings: Settings | None = None
         job = _job(session, job_id)
         if job.status not in JOB_FINAL:
             raise InvalidState(job_id, job.status, "only a finished job can be rerun")
+        check_owner_enabled(session, job, "it cannot be rerun")
         tasks = {t.id: t for t in session.execute(
             select(Task).where(Task.job_id == job_id)).scalars()}
         seeds = [t.id for t in tasks.values() if not failed or t.status in RERUN_FROM]

@@ -25,6 +25,7 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
     and_,
+    literal_column,
     not_,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -155,8 +156,12 @@ class Job(Base):
     recurrence: Mapped[dict[str, Any] | None]
     #: The current (or last) run; each run is a ``job_runs`` row.
     run_number: Mapped[int] = mapped_column(Integer, default=1)
+    #: Why a held job is held when the system held it ("owner alice disabled"); None
+    #: for a hold by hand and for any other status.
+    hold_reason: Mapped[str | None] = mapped_column(Text)
 
-    __table_args__ = (Index("ix_jobs_status_run_at", "status", "run_at"),)
+    __table_args__ = (Index("ix_jobs_status_run_at", "status", "run_at"),
+                      Index("ix_jobs_status_ended_at", "status", "ended_at"))
 
 
 class JobRun(Base):
@@ -193,6 +198,8 @@ class User(Base):
     #: ``admin``, ``operator`` or ``user`` (:mod:`batchjobs.auth`); an argon2 hash or None.
     role: Mapped[str] = mapped_column(String(16), default="user", server_default="user")
     password_hash: Mapped[str | None] = mapped_column(Text)
+    #: When the user was disabled (:mod:`batchjobs.owners`): their jobs no longer start.
+    disabled_at: Mapped[datetime | None]
 
 
 class Alert(Base):
@@ -225,7 +232,8 @@ class AlertDelivery(Base):
     sent_at: Mapped[datetime | None]
     last_error: Mapped[str | None] = mapped_column(Text)
 
-    __table_args__ = (Index("ix_alert_deliveries_status_next_try_at", "status", "next_try_at"),)
+    __table_args__ = (Index("ix_alert_deliveries_status_next_try_at", "status", "next_try_at"),
+                      Index("ix_alert_deliveries_alert_id", "alert_id"))
 
 
 class Task(Base):
@@ -358,8 +366,39 @@ class Secret(Base):
     created_at: Mapped[datetime]
 
 
+class JobAudit(Base):
+    """A change made to a job by someone, e.g. its run-as user reassigned: who, when,
+    from what to what (``batchjobs history`` shows them)."""
+
+    __tablename__ = "job_audit"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    at: Mapped[datetime]
+    #: Who made the change (the OS user of the CLI, the console's user).
+    by: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(32))
+    from_user: Mapped[str | None] = mapped_column(String(200))
+    to_user: Mapped[str | None] = mapped_column(String(200))
+
+
+class DutyLease(Base):
+    """A housekeeping duty that one housekeeper at a time does, now and then (retention):
+    taken by a guarded update of ``holder``/``expires_at``; ``done_at`` says when it was
+    last done."""
+
+    __tablename__ = "duty_leases"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str | None] = mapped_column(String(200))
+    expires_at: Mapped[datetime | None]
+    done_at: Mapped[datetime | None]
+
+
 #: Running attempts, by server: what recovery looks for (a restarted server's own, those
-#: of servers without heartbeat) without reading the attempts' history.
-RUNNING = Attempt.__table__.c.outcome == Outcome.RUNNING.value
+#: of servers without heartbeat) without reading the attempts' history. The word is a
+#: literal in the SQL, not a parameter: only then can a query's plan use the partial index
+#: (a generic plan of ``outcome = $1`` cannot know that $1 is 'running').
+RUNNING = Attempt.__table__.c.outcome == literal_column(f"'{Outcome.RUNNING.value}'")
 Index("ix_attempts_running", Attempt.__table__.c.server, postgresql_where=RUNNING,
       sqlite_where=RUNNING)

@@ -21,9 +21,16 @@ Why the rules are what they are:
   once, at its first occurrence. croniter 7 fires the repeated hour twice when handed
   zone-aware datetimes, so we iterate croniter on *naive* wall times and resolve each to a
   real instant ourselves (:func:`batchjobs.schedule.resolve`), dropping duplicates.
-* ``every`` is a fixed duration of real time from the anchor (run 1's due time):
-  ``anchor + k * interval``, no DST adjustment, so "every 90m" is always 90 real minutes.
-  Counts are computed arithmetically, never by stepping.
+* ``every`` in seconds, minutes or hours is a fixed duration of real time from the anchor
+  (run 1's due time): ``anchor + k * interval``, no DST adjustment, so "every 90m" is
+  always 90 real minutes, and "every 24h" 24 of them.
+* ``every`` in days or weeks keeps the wall-clock time in the recurrence's zone: run k is
+  on the anchor's local date + k * interval, at the anchor's local time, so "every 1d"
+  from 02:00 runs at 02:00 local across DST (23 or 25 real hours on the night the clocks
+  change), as people mean it. A wall time in the spring-forward gap resolves to the first
+  instant after the gap; a repeated one (fall-back) to its first pass, as for cron.
+  Counts are computed arithmetically (an estimate from real time, corrected by the few
+  hours DST can shift it), never by stepping.
 
 Everything is stored and returned in UTC; naive datetimes are refused (``ValueError``) so
 that a missing zone can never silently mean "server local time".
@@ -68,6 +75,8 @@ _UNITS: dict[str, timedelta] = {
     "s": timedelta(seconds=1),
 }
 _EVERY = re.compile(r"([0-9]+)([smhdw])")
+#: Units of ``every`` that keep the wall-clock time (the others are elapsed time).
+_CALENDAR_UNITS = ("w", "d")
 _TINY = timedelta(microseconds=1)  # datetime resolution: ">= t" is "> t - _TINY"
 _PROBE_FROM = datetime(2000, 1, 1)  # any fixed wall time; a 5/6-field cron repeats within years
 
@@ -88,13 +97,25 @@ class Recurrence:
     timezone: str = "UTC"
     end_after: int | None = None
     end_by: datetime | None = None  # aware, stored UTC
+    #: ``every`` counts calendar days in ``timezone`` (keeping the wall-clock time), not
+    #: elapsed time. None: when ``every`` is whole days (``1d``, ``2w``), as a job file's
+    #: ``d`` and ``w`` mean it; ``24h`` in a file is elapsed time (False).
+    calendar: bool | None = None
 
     def __post_init__(self) -> None:
         _check_one_of(self.cron, self.every)
         if self.cron is not None:
             object.__setattr__(self, "cron", _check_cron(self.cron))
+        calendar = False
         if self.every is not None:
             _check_every(self.every)
+            whole_days = self.every % _UNITS["d"] == timedelta(0)
+            calendar = whole_days if self.calendar is None else bool(self.calendar)
+            if calendar and not whole_days:
+                raise InvalidRecurrence(
+                    f"every {self.every!r} is not whole days: only days and weeks keep the "
+                    "wall-clock time", field="recurrence.every", value=str(self.every))
+        object.__setattr__(self, "calendar", calendar)
         _zone(self.timezone)
         if self.end_after is not None:
             _check_end_after(self.end_after)
@@ -109,7 +130,8 @@ class Recurrence:
         """
         return {
             "cron": self.cron,
-            "every": None if self.every is None else _every_text(self.every),
+            "every": None if self.every is None else _every_text(self.every,
+                                                                 bool(self.calendar)),
             "timezone": self.timezone,
             "end_after": self.end_after,
             "end_by": None if self.end_by is None else _iso_utc(self.end_by),
@@ -124,13 +146,15 @@ class Recurrence:
         """One line for humans (CLI, logs), e.g.
         ``cron 0 2 * * 1-5 in Europe/Oslo, at most 10 runs, until 2027-06-29T22:00:00Z``.
 
-        The zone is named for cron only: ``every`` is real time and ignores it.
+        The zone is named for cron and for ``every`` in days or weeks (wall-clock time);
+        ``every`` in seconds, minutes or hours is real time and ignores it.
         """
         if self.cron is not None:
             parts = [f"cron {self.cron} in {self.timezone}"]
         else:
             assert self.every is not None
-            parts = [f"every {_every_text(self.every)}"]
+            parts = [f"every {_every_text(self.every, bool(self.calendar))}"
+                     + (f" at the same wall time in {self.timezone}" if self.calendar else "")]
         if self.end_after is not None:
             parts.append(f"at most {self.end_after} run{'' if self.end_after == 1 else 's'}")
         if self.end_by is not None:
@@ -170,6 +194,7 @@ def parse_recurrence(raw: Any) -> Recurrence:
         timezone=given.get("timezone", "UTC"),
         end_after=given.get("end_after"),
         end_by=None if end_by is None else _parse_end_by(end_by),
+        calendar=None if every is None else str(every)[-1:] in _CALENDAR_UNITS,
     )
 
 
@@ -287,10 +312,11 @@ def _zone(name: Any) -> ZoneInfo:
 # -- formatting ---------------------------------------------------------------------------
 
 
-def _every_text(every: timedelta) -> str:
-    """The interval in the largest unit that divides it: 5400 s -> "90m"."""
+def _every_text(every: timedelta, calendar: bool = False) -> str:
+    """The interval in the largest unit of its kind that divides it: 5400 s -> "90m",
+    7 calendar days -> "1w", 24 elapsed hours -> "24h" (not "1d": that keeps wall time)."""
     for unit, size in _UNITS.items():
-        if every % size == timedelta(0):
+        if (unit in _CALENDAR_UNITS) == calendar and every % size == timedelta(0):
             return f"{every // size}{unit}"
     raise AssertionError(f"unreachable: {every!r} is not whole seconds")
 
@@ -380,7 +406,7 @@ def next_occurrence(rec: Recurrence, *, anchor: datetime, previous: datetime,
     after = max(previous, now)
     upcoming: datetime | None
     if rec.every is not None:
-        upcoming, skipped = _every_next(rec.every, anchor, previous, after, rec.end_by)
+        upcoming, skipped = _every_next(rec, anchor, previous, after)
     else:
         upcoming, skipped = _cron_next(rec, previous, after)
     if upcoming is None or _past_end(rec, upcoming):
@@ -396,22 +422,53 @@ def skips_are_a_lower_bound(rec: Recurrence | Mapping[str, Any], skipped: int) -
     return cron is not None and skipped >= MAX_COUNTED_SKIPS
 
 
-def _every_next(every: timedelta, anchor: datetime, previous: datetime, after: datetime,
-                end_by: datetime | None) -> tuple[datetime, int]:
-    """Next ``anchor + k * every`` after ``after``, and the skips, by integer arithmetic.
-
-    ``timedelta // timedelta`` is exact floor division on microseconds, so this is O(1)
-    and exact even for ``every: 1s`` a year late.
-    """
-    def first_index_after(instant: datetime) -> int:
-        return max(0, (instant - anchor) // every + 1)
-
-    k_next = first_index_after(after)
-    upcoming = anchor + k_next * every
+def _every_next(rec: Recurrence, anchor: datetime, previous: datetime,
+                after: datetime) -> tuple[datetime, int]:
+    """Next occurrence of ``every`` after ``after``, and the skips, by index arithmetic
+    (O(1), exact even for ``every: 1s`` a year late)."""
+    series = _Series(rec, anchor)
+    k_next = series.first_after(after)
+    upcoming = series.at(k_next)
     last_skipped = k_next - 1
-    if end_by is not None:
-        last_skipped = min(last_skipped, (end_by - anchor) // every)
-    return upcoming, max(0, last_skipped - first_index_after(previous) + 1)
+    if rec.end_by is not None:
+        last_skipped = min(last_skipped, series.first_after(rec.end_by) - 1)
+    return upcoming, max(0, last_skipped - series.first_after(previous) + 1)
+
+
+class _Series:
+    """The occurrences of an ``every`` recurrence, numbered from 0 (the anchor).
+
+    Elapsed: ``anchor + k * every``. Calendar (days, weeks): the anchor's wall time on its
+    local date + k * every, resolved to a real instant in the zone (never decreasing in
+    k). ``timedelta // timedelta`` is exact floor division on microseconds; for calendar
+    days it is an estimate that DST shifts by a few hours at most, corrected by a step or
+    two either way."""
+
+    def __init__(self, rec: Recurrence, anchor: datetime) -> None:
+        assert rec.every is not None
+        self.every = rec.every
+        self.anchor = anchor
+        self.calendar = bool(rec.calendar)
+        self.zone = _zone(rec.timezone)
+        wall = anchor.astimezone(self.zone)
+        self.day = wall.date()
+        self.time = wall.time().replace(fold=0)
+
+    def at(self, k: int) -> datetime:
+        if k == 0 or not self.calendar:
+            return self.anchor + k * self.every
+        return resolve(self.day + k * self.every, self.time, self.zone)
+
+    def first_after(self, instant: datetime) -> int:
+        """The index of the first occurrence strictly after ``instant``."""
+        k = max(0, (instant - self.anchor) // self.every + 1)
+        if not self.calendar:
+            return k
+        while k > 0 and self.at(k - 1) > instant:
+            k -= 1
+        while self.at(k) <= instant:
+            k += 1
+        return k
 
 
 def _cron_next(rec: Recurrence, previous: datetime,

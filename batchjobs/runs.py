@@ -87,13 +87,17 @@ def schedule_next(session: Session, job: Job, now: datetime) -> datetime | None:
                                        runs_done=runs_done)
     if next_at is None:
         return None
+    # held instead when its owner has been disabled
+    from .owners import next_status
+
+    status, reason = next_status(session, job.created_by)
     number = job.run_number + 1
-    new_run(session, job.id, number, status=JobStatus.WAITING, scheduled_at=next_at,
+    new_run(session, job.id, number, status=status, scheduled_at=next_at,
             skipped=skipped)
     reset_tasks(session, job.id)
     session.connection().execute(update(_job).where(_job.c.id == job.id).values(
-        status=JobStatus.WAITING.value, run_at=next_at, remaining=job.task_count, failed=0,
-        run_number=number, started_at=None, ended_at=None))
+        status=status.value, run_at=next_at, remaining=job.task_count, failed=0,
+        run_number=number, started_at=None, ended_at=None, hold_reason=reason))
     return next_at
 
 

@@ -9,6 +9,7 @@ so a single host needs no server at all. Celery's own options live in
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -94,6 +95,14 @@ class Settings:
     #: Signs the web console's session cookies; None = a key generated once and kept in
     #: the database (:func:`batchjobs.auth.signing_key`).
     secret_key: str | None = None
+    #: Refuse jobs submitted as a user that ``batchjobs user add`` never added
+    #: (``BATCHJOBS_REQUIRE_KNOWN_USERS=1``). Off by default: any name may submit, as
+    #: before, so installations whose users were never added keep working. A disabled
+    #: user is refused either way.
+    require_known_users: bool = False
+    #: Seconds after which finished jobs are deleted by the housekeepers, once a day
+    #: (``BATCHJOBS_RETENTION``, e.g. ``30d``; :mod:`batchjobs.retention`). None = never.
+    retention: float | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -118,7 +127,9 @@ class Settings:
                    clock_offset=_offset(env, "BATCHJOBS_CLOCK_OFFSET"),
                    stop_timeout=(_seconds(env, "BATCHJOBS_STOP_TIMEOUT", 1.0)
                                  if env.get("BATCHJOBS_STOP_TIMEOUT") else None),
-                   secret_key=env.get("BATCHJOBS_SECRET_KEY") or None)
+                   secret_key=env.get("BATCHJOBS_SECRET_KEY") or None,
+                   require_known_users=_flag(env, "BATCHJOBS_REQUIRE_KNOWN_USERS"),
+                   retention=_retention(env))
 
     @property
     def embedded_broker(self) -> bool:
@@ -191,6 +202,40 @@ def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
     return value
 
 
+#: ``30d``, ``12h``, ``90m``, ``45s``, ``2w``: an age or a period, in whole units.
+_DURATION = re.compile(r"\A([0-9]+)([smhdw])\Z")
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_duration(text: str) -> float | None:
+    """Seconds of ``30d``/``12h``/``90m``/``45s``/``2w`` (``0s`` is 0); None if malformed."""
+    match = _DURATION.match(text.strip()) if isinstance(text, str) else None
+    if match is None:
+        return None
+    return float(int(match[1]) * _DURATION_UNITS[match[2]])
+
+
+def _retention(env: Mapping[str, str]) -> float | None:
+    raw = env.get("BATCHJOBS_RETENTION")
+    if not raw or raw.strip().lower() in ("off", "0"):
+        return None
+    seconds = parse_duration(raw)
+    if seconds is None or seconds <= 0:
+        raise ConfigError(f"BATCHJOBS_RETENTION must be an age such as 30d, 12h or 90m "
+                          f"(or off), not {raw!r}", name="BATCHJOBS_RETENTION")
+    return seconds
+
+
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    raw = (env.get(name) or "").strip().lower()
+    if raw in ("", "0", "false", "no", "off"):
+        return False
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    raise ConfigError(f"{name} must be 1 or 0 (true/false, yes/no, on/off), not {raw!r}",
+                      name=name)
+
+
 def _offset(env: Mapping[str, str], name: str) -> float:
     raw = env.get(name)
     if not raw:
@@ -217,7 +262,7 @@ _ENV_KEYS = ("BATCHJOBS_HOME", "BATCHJOBS_DATABASE_URL", "BATCHJOBS_BROKER_URL",
              "BATCHJOBS_ATTEMPT_LOG_LIMIT", "BATCHJOBS_CLOCK_OFFSET",
              "BATCHJOBS_STOP_TIMEOUT",
              "BATCHJOBS_SMTP_URL", "BATCHJOBS_ALERT_EMAIL_FROM", "BATCHJOBS_ALERT_WEBHOOK",
-             "BATCHJOBS_SECRET_KEY")
+             "BATCHJOBS_SECRET_KEY", "BATCHJOBS_REQUIRE_KNOWN_USERS", "BATCHJOBS_RETENTION")
 _cache: dict[tuple[str | None, ...], Settings] = {}
 
 

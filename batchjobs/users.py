@@ -77,4 +77,6 @@ def list_users(*, settings: Settings | None = None) -> list[dict[str, Any]]:
 
 def _view(user: User, tokens: int) -> dict[str, Any]:
     return {"name": user.name, "email": user.email, "role": user.role,
-            "password_set": user.password_hash is not None, "tokens": tokens}
+            "password_set": user.password_hash is not None, "tokens": tokens,
+            "disabled": user.disabled_at is not None,
+            "disabled_at": clock.iso(user.disabled_at)}

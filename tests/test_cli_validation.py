@@ -237,7 +237,7 @@ def test_users_history_and_alerts_from_the_cli(home, tmp_path):
     assert bad.exit_code == 2 and "not-an-address" in bad.stderr
     assert json.loads(run("user", "list", "--json").stdout) == [
         {"name": "alice", "email": "alice@example.test", "role": "user", "password_set": False,
-         "tokens": 0}]
+         "tokens": 0, "disabled": False, "disabled_at": None}]
 
     path = tmp_path / "job.yaml"
     path.write_text("description: nightly\nrecurrence: {cron: '0 2 * * *', timezone: "

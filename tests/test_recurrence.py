@@ -280,6 +280,98 @@ def test_every_second_a_day_late_is_counted_arithmetically() -> None:
                                             365 * 86_400)
 
 
+# -- every in days and weeks: wall-clock time ------------------------------------------------
+
+LONDON = ZoneInfo("Europe/London")   # clocks change at 01:00 UTC: 02:00 local always exists
+
+
+def london(instants: list[datetime]) -> list[str]:
+    return [i.astimezone(LONDON).strftime("%m-%d %H:%M%z") for i in instants]
+
+
+def test_every_1d_keeps_0200_local_across_both_dst_changes() -> None:
+    rec = parse_recurrence({"every": "1d", "timezone": "Europe/London"})
+    spring = series(rec, datetime(2027, 3, 27, 2, tzinfo=LONDON), 3)   # 28th: 01:00 -> 02:00
+    assert london(spring) == ["03-27 02:00+0000", "03-28 02:00+0100", "03-29 02:00+0100"]
+    assert [b - a for a, b in itertools.pairwise(spring)] == [timedelta(hours=23),
+                                                              timedelta(hours=24)]
+    fall = series(rec, datetime(2026, 10, 24, 2, tzinfo=LONDON), 3)     # 25th: 02:00 -> 01:00
+    assert london(fall) == ["10-24 02:00+0100", "10-25 02:00+0000", "10-26 02:00+0000"]
+    assert [b - a for a, b in itertools.pairwise(fall)] == [timedelta(hours=25),
+                                                            timedelta(hours=24)]
+    # across a whole year, every run is at 02:00 local
+    year = series(rec, datetime(2026, 7, 1, 2, tzinfo=LONDON), 366)
+    assert {i.astimezone(LONDON).strftime("%H:%M") for i in year} == {"02:00"}
+
+
+def test_every_1w_keeps_the_wall_time_and_hours_stay_elapsed() -> None:
+    weekly = series(parse_recurrence({"every": "1w", "timezone": "America/New_York"}),
+                    datetime(2027, 3, 8, 9, tzinfo=ZoneInfo("America/New_York")), 3)
+    assert [i.astimezone(ZoneInfo("America/New_York")).strftime("%m-%d %H:%M") for i in
+            weekly] == ["03-08 09:00", "03-15 09:00", "03-22 09:00"]     # DST from 03-14
+    hours = series(parse_recurrence({"every": "24h", "timezone": "Europe/London"}),
+                   datetime(2027, 3, 27, 2, tzinfo=LONDON), 2)
+    assert london(hours) == ["03-27 02:00+0000", "03-28 03:00+0100"]    # 24 real hours
+
+
+def test_every_1d_in_the_gap_and_in_the_repeated_hour_follows_the_cron_rules() -> None:
+    rec = parse_recurrence({"every": "1d", "timezone": "Europe/Oslo"})
+    # 02:30 does not exist on 2027-03-28: the first instant after the gap, then 02:30 again
+    assert local(series(rec, oslo(2027, 3, 27, 2, 30), 3)) == [
+        "03-27 02:30:00+0100", "03-28 03:00:00+0200", "03-29 02:30:00+0200"]
+    # 02:30 happens twice on 2026-10-25: its first pass, once
+    assert local(series(rec, oslo(2026, 10, 24, 2, 30), 3)) == [
+        "10-24 02:30:00+0200", "10-25 02:30:00+0200", "10-26 02:30:00+0100"]
+
+
+def test_every_1d_skips_are_counted_in_bounded_steps(monkeypatch) -> None:
+    calls = {"n": 0}
+    real = recurrence_module.resolve
+
+    def counted(*args: Any) -> datetime:
+        calls["n"] += 1
+        return real(*args)
+
+    monkeypatch.setattr(recurrence_module, "resolve", counted)
+    rec = parse_recurrence({"every": "1d", "timezone": "Europe/Oslo"})
+    anchor = oslo(2027, 1, 1, 2).astimezone(UTC)
+    upcoming, skipped = next_occurrence(rec, anchor=anchor, previous=anchor,
+                                        now=oslo(2036, 12, 31, 12).astimezone(UTC), runs_done=1)
+    assert upcoming == oslo(2037, 1, 1, 2).astimezone(UTC)
+    assert skipped == (datetime(2037, 1, 1) - datetime(2027, 1, 2)).days   # 01-02 .. 12-31
+    assert calls["n"] <= 12
+
+
+def test_every_keeps_its_kind_through_json_and_describe() -> None:
+    daily = parse_recurrence({"every": "1d", "timezone": "Europe/Oslo"})
+    hourly = parse_recurrence({"every": "24h", "timezone": "Europe/Oslo"})
+    assert daily.calendar and not hourly.calendar and daily.every == hourly.every
+    assert (daily.to_json()["every"], hourly.to_json()["every"]) == ("1d", "24h")
+    assert Recurrence.from_json(hourly.to_json()) == hourly != daily
+    assert Recurrence(cron=None, every=timedelta(days=1), timezone="Europe/Oslo") == daily
+    assert daily.describe() == "every 1d at the same wall time in Europe/Oslo"
+    assert hourly.describe() == "every 24h"
+    with pytest.raises(InvalidRecurrence, match="not whole days"):
+        Recurrence(cron=None, every=timedelta(hours=36), calendar=True)
+
+
+# -- cron at fall-back ----------------------------------------------------------------------
+
+
+def test_croniter_fires_a_repeated_wall_time_twice_and_an_hourly_cron_here_once() -> None:
+    """croniter 7, handed zone-aware times, fires 02:30 of the fall-back night at both
+    passes; the rule here is once, at the first pass (the repeated hour runs once)."""
+    from croniter import croniter
+
+    raw = croniter("30 * * * *", oslo(2026, 10, 25, 1))
+    assert [raw.get_next(datetime).strftime("%H:%M%z") for _ in range(4)] == [
+        "01:30+0200", "02:30+0200", "02:30+0100", "03:30+0100"]
+    rec = parse_recurrence({"cron": "30 * * * *", "timezone": "Europe/Oslo"})
+    ours = series(rec, oslo(2026, 10, 25, 1), 4)
+    assert local(ours) == ["10-25 01:30:00+0200", "10-25 02:30:00+0200",
+                           "10-25 03:30:00+0100", "10-25 04:30:00+0100"]
+
+
 # -- cron skips ---------------------------------------------------------------------------
 
 

@@ -5,7 +5,8 @@ alerts of each run, a rerun of a failed branch."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select
@@ -120,6 +121,29 @@ def test_every_is_real_time_across_dst(settings, now):
         assert run_due(settings) == [job_id]
     assert [r[1] for r in scheduled(settings, job_id)] == [
         "2026-10-25T00:00:00Z", "2026-10-25T01:00:00Z", "2026-10-25T02:00:00Z"]
+    assert status(job_id, settings=settings)["status"] == "ended"
+
+
+@pytest.mark.parametrize(("first", "expected"), [
+    ("2027-03-27T02:00:00Z",    # 02:00 GMT; clocks go forward on the 28th at 01:00 GMT
+     ["2027-03-27T02:00:00Z", "2027-03-28T01:00:00Z", "2027-03-29T01:00:00Z"]),
+    ("2026-10-24T01:00:00Z",    # 02:00 BST; clocks go back on the 25th at 01:00 GMT
+     ["2026-10-24T01:00:00Z", "2026-10-25T02:00:00Z", "2026-10-26T02:00:00Z"]),
+])
+def test_every_1d_runs_at_0200_local_across_each_dst_change(settings, now, first, expected):
+    now.value = utc(first) - timedelta(hours=12)
+    job = JobSpec("nightly", run_at=utc(first),
+                  recurrence={"every": "1d", "timezone": "Europe/London", "end_after": 3})
+    job.add_task("T", "batchjobs.examples.noop")
+    job_id = submit(job, settings=settings)
+    for due in expected:
+        now.value = utc(due) - timedelta(seconds=1)
+        assert run_due(settings) == []                         # not a second early
+        now.value = utc(due)
+        assert run_due(settings) == [job_id]
+    assert [r[1] for r in scheduled(settings, job_id)] == expected
+    assert {utc(r["started_at"]).astimezone(ZoneInfo("Europe/London")).strftime("%H:%M")
+            for r in history(job_id, settings=settings)} == {"02:00"}
     assert status(job_id, settings=settings)["status"] == "ended"
 
 

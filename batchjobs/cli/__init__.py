@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     # The housekeeper's former name, kept for the units and scripts that use it.
     "coordinator": ("housekeeper", "housekeeper"),
     "demo": ("demo", "demo"), "web": ("web", "web"),
+    "job": ("job", "job"), "cleanup": ("cleanup", "cleanup"),
 }
 
 

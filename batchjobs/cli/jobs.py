@@ -73,6 +73,8 @@ def status(job_id: int, as_json: bool) -> None:
         return
     click.echo(f"job {data['id']}  {data['description']}  {data['status']}  "
                f"(by {data['created_by']})")
+    if data.get("hold_reason"):
+        click.echo(f"  held: {data['hold_reason']}")
     if data.get("recurrence"):
         from ..recurrence import Recurrence
 
@@ -125,7 +127,8 @@ def list_jobs(limit: int, as_json: bool) -> None:
     """List the most recent jobs."""
     echo_rows(api.list_jobs(limit=limit), as_json, lambda j: (
         f"{j['id']:>6}  {j['status']:<10} {j['created_at']}  {j['created_by']:<12} "
-        f"{j['description']}"))
+        f"{j['description']}" + (f"  (held: {j['hold_reason']})" if j.get("hold_reason")
+                                 else "")))
 
 
 
@@ -197,17 +200,25 @@ def _changed(job_id: int, as_json: bool, line: str, **extra: int) -> None:
 @json_option
 @reports_errors
 def history(job_id: int, as_json: bool) -> None:
-    """List the runs of a job: number, scheduled time, start, end, status."""
+    """List the runs of a job: number, scheduled time, start, end, status; then the
+    changes made to it (run-as user reassigned: who, when, from, to).
+
+    --json prints the runs only (as before); the changes are in ``status --json``."""
     rows = api.history(job_id)
     if as_json:
         echo_json(rows)
         return
+    changes = api.changes(job_id)
     click.echo(f"{'run':>4}  {'kind':<9} {'scheduled':<21} {'started':<21} {'ended':<21} "
                f"{'status':<9} skipped")
     for r in rows:
         click.echo(f"{r['number']:>4}  {r['kind']:<9} {_t(r['scheduled_at']):<21} "
                    f"{_t(r['started_at']):<21} {_t(r['ended_at']):<21} {r['status']:<9} "
                    f"{_skipped(r)}")
+    if changes:
+        click.echo("changes:")
+    for c in changes:
+        click.echo(f"  {_t(c['at'])}  {c['action']} by {c['by']}: {c['from']} -> {c['to']}")
 
 
 def _skipped(row: dict[str, Any]) -> str:

@@ -42,6 +42,7 @@ def user() -> None:
       batchjobs user add alice --email alice@example.com --role operator
       printf '%s' "$PASSWORD" | batchjobs user password alice
       batchjobs user token alice      # prints a new API token once
+      batchjobs user disable alice    # holds alice's waiting and recurring jobs
     """
 
 
@@ -102,17 +103,75 @@ def revoke(name: str) -> None:
     click.echo(f"revoked {count} token(s) of {name}")
 
 
+@user.command(name="disable")
+@click.argument("name")
+@json_option
+@reports_errors
+@_unknown_user_is_bad_input
+def disable(name: str, as_json: bool) -> None:
+    """Disable NAME: their waiting and recurring jobs are held ("owner NAME disabled").
+
+    Tasks executing now finish, and so does the run they belong to (a recurring job is
+    then held instead of waiting). Enabling NAME again releases nothing: release each
+    job (batchjobs release ID) or reassign it (batchjobs job reassign)."""
+    from .. import owners
+
+    done = owners.disable_user(name)
+    if as_json:
+        echo_json(done)
+        return
+    click.echo(f"user {name} disabled: {len(done['held'])} waiting job(s) held"
+               + (f" ({_ids(done['held'])})" if done["held"] else "")
+               + (f"; {len(done['executing'])} executing job(s) finish their run "
+                  f"({_ids(done['executing'])})" if done["executing"] else ""))
+
+
+@user.command(name="enable")
+@click.argument("name")
+@json_option
+@reports_errors
+@_unknown_user_is_bad_input
+def enable(name: str, as_json: bool) -> None:
+    """Enable NAME again; their held jobs stay held until released."""
+    from .. import owners
+
+    done = owners.enable_user(name)
+    if as_json:
+        echo_json(done)
+        return
+    click.echo(f"user {name} enabled" + (
+        f"; still held (release them): {_ids(done['held'])}" if done["held"] else ""))
+
+
+@user.command(name="remove")
+@click.argument("name")
+@reports_errors
+@_unknown_user_is_bad_input
+def remove(name: str) -> None:
+    """Remove NAME and their tokens; refused (exit 2) while NAME owns any job."""
+    from .. import owners
+
+    owners.remove_user(name)
+    click.echo(f"user {name} removed")
+
+
+def _ids(ids: list[int]) -> str:
+    return ", ".join(str(i) for i in ids)
+
+
 @user.command(name="list")
 @json_option
 @reports_errors
 def list_users(as_json: bool) -> None:
     """List users with their role."""
     echo_rows(users.list_users(), as_json,
-              lambda r: f"{r['name']:<20} {r['role']:<9} {r['email'] or '-'}")
+              lambda r: f"{r['name']:<20} {r['role']:<9} {r['email'] or '-'}"
+              + ("  (disabled)" if r["disabled"] else ""))
 
 
 def _print(row: dict[str, Any], as_json: bool) -> None:
     if as_json:
         echo_json(row)
         return
-    click.echo(f"user {row['name']} <{row['email'] or 'no email'}> {row['role']}")
+    click.echo(f"user {row['name']} <{row['email'] or 'no email'}> {row['role']}"
+               + (" (disabled)" if row["disabled"] else ""))

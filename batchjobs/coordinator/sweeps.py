@@ -13,11 +13,11 @@ import logging
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from .. import clock, queues, store
-from ..models import Attempt, BatchGroup, BatchServer, Job
+from ..models import RUNNING, Attempt, BatchGroup, BatchServer, Job, User
 from ..settings import Settings
 from ..status import JobStatus, Outcome
 from ..store import statements as sql
@@ -36,9 +36,13 @@ class Broker(Protocol):
 
 
 def start_due_jobs(settings: Settings, broker: Broker) -> None:
-    """Start waiting jobs whose start time (or next occurrence) has come."""
+    """Start waiting jobs whose start time (or next occurrence) has come; hold instead
+    those whose owner is disabled (:mod:`batchjobs.owners`)."""
     with store.read_session(settings) as session:
         due = due_jobs(session)
+        disabled = due_jobs_of_disabled_owners(session)
+    if disabled:
+        hold_for_disabled_owners(disabled, settings)
     for job_id in due:
         with store.transaction(settings) as session:
             dispatches = start_job(session, job_id, settings.queue_depth)
@@ -46,11 +50,35 @@ def start_due_jobs(settings: Settings, broker: Broker) -> None:
 
 
 def due_jobs(session: Session, limit: int = 100) -> list[int]:
-    """Ids of waiting jobs whose start time has come."""
+    """Ids of waiting jobs whose start time has come (and whose owner is not disabled)."""
     return list(session.execute(
-        select(Job.id).where(Job.status == JobStatus.WAITING, Job.run_at <= store.now(session))
+        select(Job.id).where(Job.status == JobStatus.WAITING, Job.run_at <= store.now(session),
+                             Job.created_by.not_in(_DISABLED))
         .order_by(Job.run_at).limit(limit)
     ).scalars())
+
+
+#: Names of disabled users (few, if any: the subquery costs one probe of ``users``).
+_DISABLED = select(User.name).where(User.disabled_at.is_not(None))
+
+
+def due_jobs_of_disabled_owners(session: Session, limit: int = 100) -> list[tuple[int, str]]:
+    """``(id, owner)`` of due waiting jobs whose owner is disabled: a run that ended while
+    its owner was being disabled left its job waiting."""
+    return [(int(job_id), str(owner)) for job_id, owner in session.execute(
+        select(Job.id, Job.created_by).where(
+            Job.status == JobStatus.WAITING, Job.run_at <= store.now(session),
+            Job.created_by.in_(_DISABLED)).limit(limit)).all()]
+
+
+def hold_for_disabled_owners(jobs: list[tuple[int, str]], settings: Settings) -> None:
+    from ..owners import hold_jobs_of
+
+    with store.transaction(settings) as session:
+        now = clock.now()
+        for job_id, owner in jobs:
+            if hold_jobs_of(session, owner, now, job_ids=[job_id]):
+                log.warning("job %s held: its owner %s is disabled", job_id, owner)
 
 
 def feed_queues(settings: Settings, broker: Broker) -> None:
@@ -124,8 +152,18 @@ def lost_attempts(session: Session, *, dead_before: datetime | None = None,
     """Running attempts of servers whose last heartbeat is older than ``dead_before``, or of
     ``server`` (which has just started) by incarnations other than ``besides``:
     ``(task_id, number, server)``."""
+    query = lost_attempts_query(dead_before=dead_before, server=server, besides=besides,
+                                limit=limit)
+    return [(int(task), int(number), str(name)) for task, number, name in session.execute(query)]
+
+
+def lost_attempts_query(*, dead_before: datetime | None = None, server: str | None = None,
+                        besides: str | None = None, limit: int = 100) -> Select[int, int, str]:
+    """The statement of :func:`lost_attempts`. Its predicate is RUNNING, that of
+    ``ix_attempts_running`` with the word as a literal: every housekeeper's beat reads the
+    running attempts through that index, however many finished ones the table holds."""
     query = (select(Attempt.task_id, Attempt.number, Attempt.server)
-             .where(Attempt.outcome == Outcome.RUNNING).limit(limit))
+             .where(RUNNING).limit(limit))
     if server is not None:
         query = query.where(Attempt.server == server)
     if besides is not None:
@@ -133,7 +171,7 @@ def lost_attempts(session: Session, *, dead_before: datetime | None = None,
     if dead_before is not None:
         query = query.join(BatchServer, BatchServer.name == Attempt.server).where(
             BatchServer.heartbeat_at < dead_before)
-    return [(int(task), int(number), str(name)) for task, number, name in session.execute(query)]
+    return query
 
 
 def end_settled_jobs(settings: Settings, broker: Broker) -> None:

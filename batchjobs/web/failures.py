@@ -27,6 +27,8 @@ from ..errors import (
     JobNotFound,
     ServerNotFound,
     UnknownGroup,
+    UserDisabled,
+    UserHasJobs,
     UserNotFound,
 )
 from .security import Forbidden, Unauthenticated
@@ -34,7 +36,8 @@ from .security import Forbidden, Unauthenticated
 _STATUS: tuple[tuple[type[BaseException], int], ...] = (
     (DefinitionError, 400), (ConfigError, 400),
     (JobNotFound, 404), (ServerNotFound, 404), (UserNotFound, 404),
-    (InvalidState, 409), (InUse, 409), (DispatchError, 503),
+    (InvalidState, 409), (InUse, 409), (UserDisabled, 409), (UserHasJobs, 409),
+    (DispatchError, 503),
 )
 
 

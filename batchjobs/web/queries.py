@@ -114,5 +114,6 @@ def jobs_page(*, page: int = 1, per_page: int = 25, status: str | None = None,
                  "run": j.run_number, "created_by": j.created_by,
                  "created_at": clock.iso(j.created_at), "started_at": clock.iso(j.started_at),
                  "ended_at": clock.iso(j.ended_at), "recurring": j.recurrence is not None,
+                 "hold_reason": j.hold_reason,
                  "tasks": counts[j.id]} for j in jobs]
     return {"jobs": rows, "page": page, "per_page": per_page, "total": int(total)}

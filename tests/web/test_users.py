@@ -31,7 +31,7 @@ def test_a_new_user_is_a_user_unless_a_role_is_given():
     assert record("user", "add", "ann")["role"] == "user"
     assert record("user", "add", "olga", "--role", "operator", "--email", "o@example.test") \
         == {"name": "olga", "email": "o@example.test", "role": "operator",
-            "password_set": False, "tokens": 0}
+            "password_set": False, "tokens": 0, "disabled": False, "disabled_at": None}
 
 
 def test_user_set_changes_the_role_and_keeps_the_email():

@@ -74,6 +74,8 @@ def _example(kind: type[errors.BatchJobsError]) -> errors.BatchJobsError:
         errors.ServerNotFound: errors.ServerNotFound("S"),
         errors.ServerNameTaken: errors.ServerNameTaken("S", "host-a", 4242),
         errors.UserNotFound: errors.UserNotFound("ann"),
+        errors.UserHasJobs: errors.UserHasJobs("ann", 2),
+        errors.UserDisabled: errors.UserDisabled("ann", job_id=3, doing="cannot start"),
         errors.MissingDriver: errors.MissingDriver("psycopg"),
         errors.InUse: errors.InUse("batch group", "BG1", ["AOS2"]),
         errors.InvalidState: errors.InvalidState(3, "ended", "already finished"),

@@ -22,6 +22,7 @@ from .status import JOB_FINAL, JobStatus, TaskStatus
 
 if TYPE_CHECKING:
     from .definition import JobSpec
+    from .retry import Policy
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +103,7 @@ def submit(job: JobSpec, *, user: str | None = None, hold: bool = False,
              "n_conditions": len(t.depends_on), "met": 0, "unmet": 0, "attempts": 0,
              "attempt_base": 0, "client": clients[t.name],
              "timeout": t.timeout if t.timeout is not None else job.timeout,
+             **_retry_columns(job.retry_policy(t)),
              "run_as": user, "dependents": dependents[t.name]}
             for t in job.tasks
         ])
@@ -115,6 +117,15 @@ def submit(job: JobSpec, *, user: str | None = None, hold: bool = False,
     except DispatchError as exc:
         (on_deferred or _log_deferred)(job_id, exc)
     return job_id
+
+
+def _retry_columns(policy: Policy) -> dict[str, Any]:
+    """A task's retry policy as its row stores it (None where it is the default)."""
+    return {"retry_delay": policy.delay or None,
+            "retry_backoff": None if policy.backoff == 1 else policy.backoff,
+            "retry_max_delay": policy.max_delay,
+            "retry_on": None if policy.retry_on is None else list(policy.retry_on),
+            "not_before": None}
 
 
 def _log_deferred(job_id: int, error: DispatchError) -> None:
@@ -154,6 +165,9 @@ def _task_status(task: Task, attempt: Attempt | None) -> dict[str, Any]:
         "started_at": clock.iso(attempt.started_at) if attempt else None,
         "ended_at": clock.iso(attempt.ended_at) if attempt else None,
         "error": attempt.error if attempt else None, "reason": task.reason,
+        "retries": task.retries, "retry_delay": task.retry_delay,
+        "retry_backoff": task.retry_backoff, "retry_max_delay": task.retry_max_delay,
+        "retry_on": task.retry_on, "not_before": clock.iso(task.not_before),
     }
 
 

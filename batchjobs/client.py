@@ -56,7 +56,8 @@ def run_client(job_id: int | None = None, *, on_start: Callable[[Claim], Any] | 
             queues.publish(record(claimed.task_id, claimed.attempt, outcome, error,
                                   children=claimed.readied_by_success,
                                   traceback=result.traceback, log=result.log,
-                                  settings=settings), settings=settings)
+                                  settings=settings, failure=result.failure),
+                           settings=settings)
             done.append({"job_id": claimed.job_id, "task": claimed.name,
                          "status": (TaskStatus.ENDED if outcome is Outcome.ENDED
                                     else TaskStatus.ERROR).value, "error": error})

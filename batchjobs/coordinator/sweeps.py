@@ -22,6 +22,7 @@ from ..settings import Settings
 from ..status import JobStatus, Outcome
 from ..store import statements as sql
 from ..store import steps
+from .delayed import has_due, release_due
 from .feed import queue_ready, queued, start_job, unqueued_groups
 from .outcome import record
 from .settlement import end_settled_job, settled_jobs
@@ -51,6 +52,17 @@ def due_jobs(session: Session, limit: int = 100) -> list[int]:
         select(Job.id).where(Job.status == JobStatus.WAITING, Job.run_at <= store.now(session))
         .order_by(Job.run_at).limit(limit)
     ).scalars())
+
+
+def release_due_retries(settings: Settings, broker: Broker) -> None:
+    """Publish the delayed retries whose instant has come (first looked for with a read,
+    so an idle installation writes nothing)."""
+    with store.read_session(settings) as session:
+        if not has_due(session):
+            return
+    with store.transaction(settings) as session:
+        dispatches = release_due(session, limit=settings.queue_depth)
+    queues.publish(dispatches, settings=settings)
 
 
 def feed_queues(settings: Settings, broker: Broker) -> None:

@@ -4,6 +4,8 @@ process's own Retry and Fail."""
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import pytest
 
 import batchjobs
@@ -25,7 +27,7 @@ def gaps(job_id: int) -> list[float]:
     """Seconds from each attempt's end to the next attempt's start."""
     rows = batchjobs.attempts(job_id)
     return [(when(b["started_at"]) - when(a["ended_at"])).total_seconds()
-            for a, b in zip(rows, rows[1:], strict=False)]
+            for a, b in pairwise(rows)]
 
 
 def test_a_delayed_retry_starts_its_delay_after_the_failed_attempt_ended(servers):
@@ -98,5 +100,5 @@ def test_a_process_decides_with_retry_and_fail(servers):
     assert tasks["gives up"]["reason"] == "the process raised Fail"
     asked = [a for a in batchjobs.attempts(result["id"]) if a["task"] == "asks twice"]
     assert all((when(b["started_at"]) - when(a["ended_at"])).total_seconds() >= 0.5
-               for a, b in zip(asked, asked[1:], strict=False))
+               for a, b in pairwise(asked))
     assert "Retry: not yet (attempt 1)" in asked[0]["error"]

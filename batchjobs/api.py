@@ -51,7 +51,7 @@ def submit(job: JobSpec, *, user: str | None = None, hold: bool = False,
     and they have waited ``BATCHJOBS_REPUBLISH_AFTER``.
     """
     # Here, not at the top: reading a status needs none of them (nor croniter, the sinks).
-    from . import runs
+    from . import job_conditions, runs
     from .coordinator import start_job
     from .processes import get_process
     from .recurrence import Recurrence, first_occurrence
@@ -63,6 +63,9 @@ def submit(job: JobSpec, *, user: str | None = None, hold: bool = False,
     with store.read_session(settings, create=True) as session:
         groups = set(session.execute(select(BatchGroup.name)).scalars())
     job.validate(groups=groups)
+    if any(t.after_jobs for t in job.tasks):
+        with store.read_session(settings) as session:
+            job_conditions.check_awaited(session, job)
     recurrence = job.recurrence if isinstance(job.recurrence, Recurrence) else None
     run_at = job.run_at
     if recurrence is not None:
@@ -72,7 +75,8 @@ def submit(job: JobSpec, *, user: str | None = None, hold: bool = False,
                                     value=recurrence.to_json()["end_by"])
     clients = {t.name: get_process(t.process, task=t.name).client for t in job.tasks}
     starts_now = not hold and (run_at is None or run_at <= now)
-    ready_now = {t.name for t in job.tasks if starts_now and not t.depends_on}
+    ready_now = {t.name for t in job.tasks
+                 if starts_now and not t.depends_on and not t.after_jobs}
     with store.transaction(settings) as session:
         status = JobStatus.HOLD if hold else JobStatus.WAITING
         job_id = session.execute(insert(Job).values(
@@ -100,7 +104,8 @@ def submit(job: JobSpec, *, user: str | None = None, hold: bool = False,
              # a job that starts now stores its roots ready: no second write of each row
              "status": TaskStatus.READY if t.name in ready_now else TaskStatus.WAITING,
              "ready_at": now if t.name in ready_now else None, "queued": False,
-             "n_conditions": len(t.depends_on), "met": 0, "unmet": 0, "attempts": 0,
+             "n_conditions": len(t.depends_on) + len(t.after_jobs), "met": 0, "unmet": 0,
+             "attempts": 0,
              "attempt_base": 0, "client": clients[t.name],
              "timeout": t.timeout if t.timeout is not None else job.timeout,
              **_retry_columns(job.retry_policy(t)),
@@ -109,9 +114,10 @@ def submit(job: JobSpec, *, user: str | None = None, hold: bool = False,
         ])
         if conditions:
             store.insert_many(session, Condition.__table__, conditions)
+        job_conditions.store_conditions(session, job_id, ids, job)
         dispatches = []
         if starts_now:
-            dispatches = start_job(session, job_id, settings.queue_depth)
+            dispatches = start_job(session, job_id, settings.queue_depth, settings)
     try:
         queues.publish(dispatches, settings=settings)
     except DispatchError as exc:
@@ -147,13 +153,17 @@ def status(job_id: int, *, settings: Settings | None = None) -> dict[str, Any]:
             .where(Task.job_id == job_id).order_by(Attempt.task_id, Attempt.number)
         ).scalars():
             last[attempt.task_id] = attempt
+        from .job_conditions import of_job
+
+        after = of_job(session, job_id)
         return {
             "id": job.id, "description": job.description, "status": job.status,
             "created_by": job.created_by, "created_at": clock.iso(job.created_at),
             "run_at": clock.iso(job.run_at), "started_at": clock.iso(job.started_at),
             "ended_at": clock.iso(job.ended_at), "alert": job.alert, "company": job.company,
             "run": job.run_number, "recurrence": job.recurrence,
-            "tasks": [_task_status(t, last.get(t.id)) for t in tasks],
+            "tasks": [{**_task_status(t, last.get(t.id)), "after_jobs": after.get(t.id, [])}
+                      for t in tasks],
         }
 
 

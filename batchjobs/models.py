@@ -318,17 +318,20 @@ class Condition(Base):
 
 
 class JobCondition(Base):
-    """A dependency on another job: ``task`` may run when job ``job_id`` ends
-    ``expected``. No foreign key to that job: the condition outlives it (retention asks
-    :func:`batchjobs.job_conditions.still_needed` first). ``counted_run``: the run of the
-    task's job in which this condition was counted on the task's ``met``/``unmet``
-    (each counts once per run)."""
+    """A dependency on another job: ``task`` (of job ``job_id``) may run when job
+    ``after_job_id`` ends ``expected``. No foreign key to that job: the condition outlives
+    it (retention asks :func:`batchjobs.job_conditions.still_needed` first).
+    ``counted_run``: the run of ``job_id`` in which this condition was counted on the
+    task's ``met``/``unmet`` (each counts once per run)."""
 
     __tablename__ = "job_conditions"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    task_id: Mapped[int] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"), index=True)
-    job_id: Mapped[int] = mapped_column(Integer, index=True)
+    #: No foreign key: a task goes only with its job (``job_id``'s cascade), and a key
+    #: here would cost a scan of this table per task deleted.
+    task_id: Mapped[int] = mapped_column(Integer)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    after_job_id: Mapped[int] = mapped_column(Integer, index=True)
     expected: Mapped[Expected] = mapped_column(words(Expected))
     counted_run: Mapped[int] = mapped_column(Integer, default=0)
 

@@ -68,6 +68,9 @@ def end_run(session: Session, job_id: int, status: JobStatus, now: datetime,
     set_run_status(session, job_id, status, now)
     job = session.execute(select(Job).where(Job.id == job_id)).scalar_one()
     alerts.create_alert(session, job, status, now, settings)
+    from .job_conditions import resolve_at_end  # it decides tasks: coordinator's business
+
+    resolve_at_end(session, job_id, status, now, settings)
     if job.recurrence and status is not JobStatus.CANCELED:
         schedule_next(session, job, now)
 

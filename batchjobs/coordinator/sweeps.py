@@ -42,7 +42,7 @@ def start_due_jobs(settings: Settings, broker: Broker) -> None:
         due = due_jobs(session)
     for job_id in due:
         with store.transaction(settings) as session:
-            dispatches = start_job(session, job_id, settings.queue_depth)
+            dispatches = start_job(session, job_id, settings.queue_depth, settings)
         queues.publish(dispatches, settings=settings)
 
 

@@ -44,21 +44,22 @@ def upgrade() -> None:
         sa.Column('id', sa.Integer(), nullable=False),
         sa.Column('task_id', sa.Integer(), nullable=False),
         sa.Column('job_id', sa.Integer(), nullable=False),
+        sa.Column('after_job_id', sa.Integer(), nullable=False),
         sa.Column('expected', sa.String(length=16), nullable=False),
         sa.Column('counted_run', sa.Integer(), nullable=False),
-        sa.ForeignKeyConstraint(['task_id'], ['tasks.id'],
-                                name=op.f('fk_job_conditions_task_id_tasks'),
+        sa.ForeignKeyConstraint(['job_id'], ['jobs.id'],
+                                name=op.f('fk_job_conditions_job_id_jobs'),
                                 ondelete='CASCADE'),
         sa.PrimaryKeyConstraint('id', name=op.f('pk_job_conditions')))
-    op.create_index(op.f('ix_job_conditions_task_id'), 'job_conditions', ['task_id'],
-                    unique=False)
     op.create_index(op.f('ix_job_conditions_job_id'), 'job_conditions', ['job_id'],
                     unique=False)
+    op.create_index(op.f('ix_job_conditions_after_job_id'), 'job_conditions',
+                    ['after_job_id'], unique=False)
 
 
 def downgrade() -> None:
+    op.drop_index(op.f('ix_job_conditions_after_job_id'), table_name='job_conditions')
     op.drop_index(op.f('ix_job_conditions_job_id'), table_name='job_conditions')
-    op.drop_index(op.f('ix_job_conditions_task_id'), table_name='job_conditions')
     op.drop_table('job_conditions')
     op.drop_index('ix_tasks_delayed', table_name='tasks')
     op.drop_index('ix_tasks_unqueued', table_name='tasks')

@@ -226,8 +226,6 @@ def publish_after_commit(session: Session, dispatches: list[Dispatch],
 
         def forget(done: Session) -> None:
             done.info.pop(_AFTER_COMMIT, None)
-            if event.contains(done, "after_commit", publish):
-                event.remove(done, "after_commit", publish)
 
         event.listen(session, "after_commit", publish, once=True)
         event.listen(session, "after_rollback", forget, once=True)

@@ -182,3 +182,27 @@ def test_a_condition_on_a_job_reads_the_same_from_a_file_and_from_python():
                                               "depends_on": [{"job": 4, "status": "finished"}]}]}
     assert job_from_dict(data).to_dict() == built.to_dict()
     assert built.to_dict()["tasks"][0]["depends_on"] == [{"job": 4, "status": "finished"}]
+
+
+def test_the_tasks_an_end_makes_ready_are_published_after_its_commit(settings, monkeypatch):
+    from batchjobs import queues
+
+    first = JobSpec("awaited", run_at=clock.now() + timedelta(days=1))
+    first.add_task("A", "batchjobs.examples.noop")
+    awaited = submit(first, settings=settings)
+    job = JobSpec("waits")
+    job.add_task("T", "batchjobs.examples.noop", depends_on=[(JobRef(awaited), "ended")])
+    waiting = submit(job, settings=settings)
+    seen: list[tuple[str, str]] = []
+
+    def publish(dispatches, *, settings=None):
+        for d in dispatches:     # the ready row is committed, visible to another session
+            seen.append((d.name, by_name(status(d.job_id, settings=settings))[d.name]["status"]))
+        return len(seen)
+
+    monkeypatch.setattr(queues, "publish_or_defer", publish)
+    with store.transaction(settings) as session:
+        start_job(session, awaited, 100, settings)
+    finish(settings, awaited)
+    assert seen == [("T", "ready")]
+    assert counters(settings, waiting) == ("ready", 1, 0)

@@ -148,13 +148,15 @@ def parse_delay(value: Any, *, field: str, task: str | None = None) -> float:
     elif isinstance(value, str) and (match := _DURATION.fullmatch(value)):
         seconds = float(match[1]) * _UNITS[match[2]]
     else:
-        raise InvalidValue(f"{field} must be seconds or a duration such as 5s, 1m, 2h",
+        raise InvalidValue(f"{field} {value!r} must be seconds or a duration such as 5s, "
+                           "1m, 2h",
                            task=task, field=field, value=value)
     if not math.isfinite(seconds) or seconds < 0:
-        raise InvalidValue(f"{field} must be a number of seconds >= 0", task=task, field=field,
-                           value=value)
+        raise InvalidValue(f"{field} {value!r} must be a number of seconds >= 0", task=task,
+                           field=field, value=value)
     if seconds > MAX_DELAY:
-        raise InvalidValue(f"{field} must be at most {MAX_DELAY:g} seconds (30 days)",
+        raise InvalidValue(f"{field} {value!r} must be at most {MAX_DELAY:g} seconds "
+                           "(30 days)",
                            task=task, field=field, value=value)
     return seconds
 
@@ -164,7 +166,8 @@ def parse_backoff(value: Any, *, task: str | None = None) -> float:
     :data:`MAX_BACKOFF`. Below 1 each wait would be shorter than the one before."""
     if (isinstance(value, bool) or not isinstance(value, int | float)
             or not math.isfinite(value) or not 1 <= value <= MAX_BACKOFF):
-        raise InvalidValue(f"retry_backoff must be a number from 1 to {MAX_BACKOFF:g}",
+        raise InvalidValue(f"retry_backoff {value!r} must be a number from 1 to "
+                           f"{MAX_BACKOFF:g}",
                            task=task, field="retry_backoff", value=value)
     return float(value)
 
@@ -173,7 +176,8 @@ def parse_retry_on(value: Any, *, task: str | None = None) -> tuple[str, ...]:
     """Exception class names, bare (``KeyError``) or dotted (``myapp.errors.Busy``):
     names only, nothing is imported."""
     if isinstance(value, str) or not isinstance(value, Sequence) or not value:
-        raise InvalidValue("retry_on must be a non-empty list of exception class names",
+        raise InvalidValue(f"retry_on {value!r} must be a non-empty list of exception class "
+                           "names",
                            task=task, field="retry_on", value=value)
     if len(value) > MAX_RETRY_ON:
         raise InvalidValue(f"retry_on names at most {MAX_RETRY_ON} classes", task=task,
@@ -181,7 +185,7 @@ def parse_retry_on(value: Any, *, task: str | None = None) -> tuple[str, ...]:
     for name in value:
         if (not isinstance(name, str) or len(name) > MAX_CLASS_NAME
                 or not all(part.isidentifier() for part in name.split("."))):
-            raise InvalidValue("retry_on: each item must be a class name such as KeyError "
+            raise InvalidValue(f"retry_on item {name!r} must be a class name such as KeyError "
                                "or myapp.errors.Busy", task=task, field="retry_on", value=name)
     return tuple(value)
 

@@ -16,8 +16,9 @@ _PUBLIC: dict[str, str] = {
     # defining jobs
     "JobSpec": "definition", "TaskSpec": "definition", "Dependency": "definition",
     "Recurrence": "recurrence", "load_job_file": "definition", "job_from_dict": "definition",
+    "JobRef": "definition",
     # processes
-    "batchable": "processes", "ProcessContext": "processes",
+    "batchable": "processes", "ProcessContext": "processes", "Retry": "retry", "Fail": "retry",
     # operations
     "submit": "api", "status": "api", "wait": "api", "list_jobs": "api", "attempts": "api",
     "history": "api", "hold": "lifecycle", "release": "lifecycle", "cancel": "lifecycle",
@@ -64,7 +65,7 @@ if TYPE_CHECKING:
     from .alerts import list_alerts
     from .api import attempts, history, list_jobs, status, submit, wait
     from .client import run_client
-    from .definition import Dependency, JobSpec, TaskSpec, job_from_dict, load_job_file
+    from .definition import Dependency, JobRef, JobSpec, TaskSpec, job_from_dict, load_job_file
     from .errors import (
         BatchJobsError,
         ClientOnly,
@@ -94,6 +95,7 @@ if TYPE_CHECKING:
     from .lifecycle import cancel, hold, release, rerun
     from .processes import ProcessContext, batchable
     from .recurrence import Recurrence
+    from .retry import Fail, Retry
     from .settings import Settings
     from .status import Alert, ConditionType, Expected, JobStatus, TaskStatus
     from .users import add_user

@@ -22,6 +22,7 @@ from .status import JOB_FINAL, JobStatus, TaskStatus
 
 if TYPE_CHECKING:
     from .definition import JobSpec
+    from .retry import Policy
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +51,7 @@ def submit(job: JobSpec, *, user: str | None = None, hold: bool = False,
     and they have waited ``BATCHJOBS_REPUBLISH_AFTER``.
     """
     # Here, not at the top: reading a status needs none of them (nor croniter, the sinks).
-    from . import runs
+    from . import job_conditions, runs
     from .coordinator import start_job
     from .processes import get_process
     from .recurrence import Recurrence, first_occurrence
@@ -62,6 +63,9 @@ def submit(job: JobSpec, *, user: str | None = None, hold: bool = False,
     with store.read_session(settings, create=True) as session:
         groups = set(session.execute(select(BatchGroup.name)).scalars())
     job.validate(groups=groups)
+    if any(t.after_jobs for t in job.tasks):
+        with store.read_session(settings) as session:
+            job_conditions.check_awaited(session, job)
     recurrence = job.recurrence if isinstance(job.recurrence, Recurrence) else None
     run_at = job.run_at
     if recurrence is not None:
@@ -71,7 +75,8 @@ def submit(job: JobSpec, *, user: str | None = None, hold: bool = False,
                                     value=recurrence.to_json()["end_by"])
     clients = {t.name: get_process(t.process, task=t.name).client for t in job.tasks}
     starts_now = not hold and (run_at is None or run_at <= now)
-    ready_now = {t.name for t in job.tasks if starts_now and not t.depends_on}
+    ready_now = {t.name for t in job.tasks
+                 if starts_now and not t.depends_on and not t.after_jobs}
     with store.transaction(settings) as session:
         from .owners import check_submitter
 
@@ -102,22 +107,34 @@ def submit(job: JobSpec, *, user: str | None = None, hold: bool = False,
              # a job that starts now stores its roots ready: no second write of each row
              "status": TaskStatus.READY if t.name in ready_now else TaskStatus.WAITING,
              "ready_at": now if t.name in ready_now else None, "queued": False,
-             "n_conditions": len(t.depends_on), "met": 0, "unmet": 0, "attempts": 0,
+             "n_conditions": len(t.depends_on) + len(t.after_jobs), "met": 0, "unmet": 0,
+             "attempts": 0,
              "attempt_base": 0, "client": clients[t.name],
              "timeout": t.timeout if t.timeout is not None else job.timeout,
+             **_retry_columns(job.retry_policy(t)),
              "run_as": user, "dependents": dependents[t.name]}
             for t in job.tasks
         ])
         if conditions:
             store.insert_many(session, Condition.__table__, conditions)
+        job_conditions.store_conditions(session, job_id, ids, job)
         dispatches = []
         if starts_now:
-            dispatches = start_job(session, job_id, settings.queue_depth)
+            dispatches = start_job(session, job_id, settings.queue_depth, settings)
     try:
         queues.publish(dispatches, settings=settings)
     except DispatchError as exc:
         (on_deferred or _log_deferred)(job_id, exc)
     return job_id
+
+
+def _retry_columns(policy: Policy) -> dict[str, Any]:
+    """A task's retry policy as its row stores it (None where it is the default)."""
+    return {"retry_delay": policy.delay or None,
+            "retry_backoff": None if policy.backoff == 1 else policy.backoff,
+            "retry_max_delay": policy.max_delay,
+            "retry_on": None if policy.retry_on is None else list(policy.retry_on),
+            "not_before": None}
 
 
 def _log_deferred(job_id: int, error: DispatchError) -> None:
@@ -139,6 +156,9 @@ def status(job_id: int, *, settings: Settings | None = None) -> dict[str, Any]:
             .where(Task.job_id == job_id).order_by(Attempt.task_id, Attempt.number)
         ).scalars():
             last[attempt.task_id] = attempt
+        from .job_conditions import of_job
+
+        after = of_job(session, job_id)
         return {
             "id": job.id, "description": job.description, "status": job.status,
             "created_by": job.created_by, "created_at": clock.iso(job.created_at),
@@ -146,7 +166,8 @@ def status(job_id: int, *, settings: Settings | None = None) -> dict[str, Any]:
             "ended_at": clock.iso(job.ended_at), "alert": job.alert, "company": job.company,
             "run": job.run_number, "recurrence": job.recurrence,
             "hold_reason": job.hold_reason, "changes": _changes(session, job_id),
-            "tasks": [_task_status(t, last.get(t.id)) for t in tasks],
+            "tasks": [{**_task_status(t, last.get(t.id)), "after_jobs": after.get(t.id, [])}
+                      for t in tasks],
         }
 
 
@@ -164,6 +185,9 @@ def _task_status(task: Task, attempt: Attempt | None) -> dict[str, Any]:
         "started_at": clock.iso(attempt.started_at) if attempt else None,
         "ended_at": clock.iso(attempt.ended_at) if attempt else None,
         "error": attempt.error if attempt else None, "reason": task.reason,
+        "retries": task.retries, "retry_delay": task.retry_delay,
+        "retry_backoff": task.retry_backoff, "retry_max_delay": task.retry_max_delay,
+        "retry_on": task.retry_on, "not_before": clock.iso(task.not_before),
     }
 
 

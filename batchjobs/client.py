@@ -26,7 +26,9 @@ def ready_client_tasks(job_id: int | None = None, *,
                        settings: Settings | None = None) -> list[tuple[int, int, str]]:
     """``(task_id, job_id, name)`` of the client tasks waiting for a person."""
     query = (select(Task.id, Task.job_id, Task.name)
-             .where(Task.status == TaskStatus.READY, Task.client.is_(True)).order_by(Task.id))
+             .where(Task.status == TaskStatus.READY, Task.client.is_(True),
+                    Task.not_before.is_(None))   # a delayed retry is not ready to claim yet
+             .order_by(Task.id))
     if job_id is not None:
         query = query.where(Task.job_id == job_id)
     with store.read_session(settings) as session:
@@ -56,7 +58,8 @@ def run_client(job_id: int | None = None, *, on_start: Callable[[Claim], Any] | 
             queues.publish(record(claimed.task_id, claimed.attempt, outcome, error,
                                   children=claimed.readied_by_success,
                                   traceback=result.traceback, log=result.log,
-                                  settings=settings), settings=settings)
+                                  settings=settings, failure=result.failure),
+                           settings=settings)
             done.append({"job_id": claimed.job_id, "task": claimed.name,
                          "status": (TaskStatus.ENDED if outcome is Outcome.ENDED
                                     else TaskStatus.ERROR).value, "error": error})

@@ -20,8 +20,15 @@ File shape (optional keys with their defaults)::
         retries: 0
         ignore_failure: false
         condition: all      # all | any
+        retry_delay: null   # seconds or 5s / 1m before a retry (null = the job's, else 0)
+        retry_backoff: null # the n-th retry waits retry_delay × backoff^(n−1) (default 1)
+        retry_max_delay: null  # the cap on that wait
+        retry_on: null      # [KeyError, myapp.errors.Busy]: only these are retried
         depends_on:
           - {task: TASK 0, status: ended}   # ended | error | finished
+          - {job: 42, status: ended}        # another job's outcome (job_conditions.py)
+
+The four ``retry_*`` keys may also be given on the job, as defaults for its tasks.
 """
 
 from __future__ import annotations
@@ -49,6 +56,7 @@ from .errors import (
 from .models import Job, Task
 from .processes import get_process, import_configured
 from .recurrence import Recurrence, parse_recurrence
+from .retry import Policy, policy_of
 from .settings import DEFAULT_GROUP
 from .status import Alert, ConditionType, Expected
 
@@ -59,12 +67,16 @@ MAX_DEPTH = 100
 #: Most retries a task may ask for: each retry is an attempt row, and a number past the
 #: database's integer is refused by the database only after the job is half written.
 MAX_RETRIES = 1000
+#: Largest job id a condition may name (the database's integer): a larger one names no job.
+MAX_JOB_ID = 2**31 - 1
 
+#: The retry policy's keys (:mod:`batchjobs.retry`), on a task or as the job's defaults.
+RETRY_KEYS = ("retry_delay", "retry_backoff", "retry_max_delay", "retry_on")
 JOB_KEYS = frozenset({"description", "alert", "company", "run_at", "recurrence", "tasks",
-                      "timeout"})
+                      "timeout", *RETRY_KEYS})
 TASK_KEYS = frozenset({"name", "process", "kwargs", "group", "company", "retries",
-                       "ignore_failure", "condition", "depends_on", "timeout"})
-DEPENDENCY_KEYS = frozenset({"task", "status"})
+                       "ignore_failure", "condition", "depends_on", "timeout", *RETRY_KEYS})
+DEPENDENCY_KEYS = frozenset({"task", "job", "status"})
 
 
 @dataclass(frozen=True)
@@ -76,6 +88,26 @@ class Dependency:
 
     def to_dict(self) -> dict[str, str]:
         return {"task": self.task, "status": self.status.value}
+
+
+@dataclass(frozen=True)
+class JobRef:
+    """Another job, named by its id, as the parent of a condition:
+    ``depends_on=[(JobRef(42), "ended")]``."""
+
+    id: int
+
+
+@dataclass(frozen=True)
+class JobDependency:
+    """A condition on another job's outcome: it must end with ``status`` (ended, error,
+    or finished = either). See :mod:`batchjobs.job_conditions`."""
+
+    job: int
+    status: Expected = Expected.ENDED
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"job": self.job, "status": self.status.value}
 
 
 @dataclass
@@ -93,9 +125,22 @@ class TaskSpec:
     depends_on: list[Dependency] = field(default_factory=list)
     #: Seconds its process may run (None: the job's ``timeout``, else no limit).
     timeout: float | None = None
+    #: The retry policy (:mod:`batchjobs.retry`); None: the job's, else the default.
+    retry_delay: float | str | None = None
+    retry_backoff: float | None = None
+    retry_max_delay: float | str | None = None
+    retry_on: list[str] | None = None
+    #: Conditions on other jobs' outcomes.
+    after_jobs: list[JobDependency] = field(default_factory=list)
 
-    def after(self, parent: TaskSpec | str, status: Expected | str = Expected.ENDED) -> TaskSpec:
-        """Add a condition: run after ``parent`` reaches ``status``. Returns self."""
+    def after(self, parent: TaskSpec | str | JobRef,
+              status: Expected | str = Expected.ENDED) -> TaskSpec:
+        """Add a condition: run after ``parent`` (a task of this job, or another job:
+        :class:`JobRef`) reaches ``status``. Returns self."""
+        if isinstance(parent, JobRef):
+            self.after_jobs.append(JobDependency(parent.id, _word(
+                Expected, status, self.name, "depends_on.status")))
+            return self
         parent_name = parent.name if isinstance(parent, TaskSpec) else parent
         self.depends_on.append(Dependency(parent_name, _word(Expected, status, self.name,
                                                              "depends_on.status")))
@@ -106,9 +151,15 @@ class TaskSpec:
             "name": self.name, "process": self.process, "kwargs": self.kwargs,
             "group": self.group, "company": self.company, "retries": self.retries,
             "ignore_failure": self.ignore_failure, "condition": self.condition.value,
-            "depends_on": [d.to_dict() for d in self.depends_on],
+            "depends_on": [d.to_dict() for d in self.depends_on]
+            + [d.to_dict() for d in self.after_jobs],
             **({} if self.timeout is None else {"timeout": self.timeout}),
+            **_retry_dict(self),
         }
+
+
+def _retry_dict(spec: TaskSpec | JobSpec) -> dict[str, Any]:
+    return {key: getattr(spec, key) for key in RETRY_KEYS if getattr(spec, key) is not None}
 
 
 @dataclass
@@ -132,6 +183,11 @@ class JobSpec:
     recurrence: Recurrence | Mapping[str, Any] | None = None
     #: Seconds a process of its tasks may run, for tasks that set none (None: no limit).
     timeout: float | None = None
+    #: The retry policy of its tasks that set none (:mod:`batchjobs.retry`).
+    retry_delay: float | str | None = None
+    retry_backoff: float | None = None
+    retry_max_delay: float | str | None = None
+    retry_on: list[str] | None = None
 
     def __post_init__(self) -> None:
         self.alert = _word(Alert, self.alert, None, "alert")
@@ -142,14 +198,21 @@ class JobSpec:
     def add_task(self, name: str, process: str, *, kwargs: Mapping[str, Any] | None = None,
                  group: str = DEFAULT_GROUP, company: str | None = None, retries: int = 0,
                  ignore_failure: bool = False, condition: ConditionType | str = ConditionType.ALL,
-                 depends_on: Iterable[tuple[TaskSpec | str, Expected | str] | TaskSpec | str] = (),
-                 timeout: float | None = None) -> TaskSpec:
+                 depends_on: Iterable[tuple[TaskSpec | str | JobRef, Expected | str]
+                                      | TaskSpec | str | JobRef] = (),
+                 timeout: float | None = None, retry_delay: float | str | None = None,
+                 retry_backoff: float | None = None,
+                 retry_max_delay: float | str | None = None,
+                 retry_on: Iterable[str] | None = None) -> TaskSpec:
         """Add a task and return it; ``depends_on`` items are ``(parent, status)`` or a parent
-        (status ``ended``)."""
+        (status ``ended``); a parent is a task (or its name) or another job
+        (:class:`JobRef`)."""
         spec = TaskSpec(name=name, process=process, kwargs=dict(kwargs or {}), group=group,
                         company=company, retries=retries, ignore_failure=ignore_failure,
                         condition=_word(ConditionType, condition, name, "condition"),
-                        timeout=timeout)
+                        timeout=timeout, retry_delay=retry_delay, retry_backoff=retry_backoff,
+                        retry_max_delay=retry_max_delay,
+                        retry_on=_names(retry_on))
         for item in depends_on:
             if isinstance(item, tuple):
                 spec.after(*item)
@@ -166,6 +229,7 @@ class JobSpec:
             if isinstance(self.recurrence, Recurrence) else None,
             "tasks": [t.to_dict() for t in self.tasks],
             **({} if self.timeout is None else {"timeout": self.timeout}),
+            **_retry_dict(self),
         }
 
     # -- validation -----------------------------------------------------------
@@ -187,9 +251,11 @@ class JobSpec:
         if not self.tasks:
             raise InvalidValue("a job needs at least one task", field="tasks", value=[])
         _check_timeout(self.timeout, None)
+        self.retry_policy(None)
         names: set[str] = set()
         for task in self.tasks:
             _check_task_fields(task)
+            self.retry_policy(task)
             if task.name in names:
                 raise DuplicateTask("task name is used twice", task=task.name, field="name",
                                     value=task.name)
@@ -219,9 +285,22 @@ class JobSpec:
                     raise InvalidValue(f"two conditions on task {dep.task!r}", task=task.name,
                                        field="depends_on", value=dep.task)
                 seen_parents.add(dep.task)
+            _check_job_dependencies(task)
         cycle = find_cycle({t.name: [d.task for d in t.depends_on] for t in self.tasks})
         if cycle:
             raise DependencyCycle(cycle)
+
+
+    def retry_policy(self, task: TaskSpec | None) -> Policy:
+        """The retry policy of ``task`` (its own values, else the job's), or the job's
+        defaults (``task`` None), checked: :class:`InvalidValue` names the field."""
+        def value(key: str) -> Any:
+            own = getattr(task, key) if task is not None else None
+            return own if own is not None else getattr(self, key)
+        return policy_of(retries=task.retries if task is not None else 0,
+                         delay=value("retry_delay"), backoff=value("retry_backoff"),
+                         max_delay=value("retry_max_delay"), retry_on=value("retry_on"),
+                         task=task.name if task is not None else None)
 
 
 def find_cycle(parents: Mapping[str, list[str]]) -> list[str] | None:
@@ -307,7 +386,9 @@ def job_from_dict(data: Any) -> JobSpec:
     description: Any = data.get("description")     # checked by validate(), as every field
     job = JobSpec(description=description, alert=data.get("alert", "error"),
                   company=data.get("company"), run_at=data.get("run_at"),
-                  recurrence=data.get("recurrence"), timeout=data.get("timeout"))
+                  recurrence=data.get("recurrence"), timeout=data.get("timeout"),
+                  retry_delay=data.get("retry_delay"), retry_backoff=data.get("retry_backoff"),
+                  retry_max_delay=data.get("retry_max_delay"), retry_on=data.get("retry_on"))
     for index, item in enumerate(tasks_data):
         if not isinstance(item, Mapping):
             raise MalformedDefinition(f"task #{index + 1} must be a mapping", field="tasks",
@@ -333,13 +414,18 @@ def job_from_dict(data: Any) -> JobSpec:
                             retries=item.get("retries", 0),
                             ignore_failure=item.get("ignore_failure", False),
                             condition=item.get("condition", "all"),
-                            timeout=item.get("timeout"))
+                            timeout=item.get("timeout"), retry_delay=item.get("retry_delay"),
+                            retry_backoff=item.get("retry_backoff"),
+                            retry_max_delay=item.get("retry_max_delay"),
+                            retry_on=item.get("retry_on"))
         for dep in deps:
-            if not isinstance(dep, Mapping) or "task" not in dep:
-                raise MalformedDefinition("each depends_on item needs 'task' (and 'status')",
-                                          task=name, field="depends_on", value=dep)
+            if not isinstance(dep, Mapping) or ("task" in dep) == ("job" in dep):
+                raise MalformedDefinition("each depends_on item needs 'task' or 'job' (and "
+                                          "'status')", task=name, field="depends_on",
+                                          value=dep)
             _no_unknown_keys(dep, DEPENDENCY_KEYS, name)
-            task.after(str(dep["task"]), dep.get("status", "ended"))
+            parent = JobRef(dep["job"]) if "job" in dep else str(dep["task"])
+            task.after(parent, dep.get("status", "ended"))
     return job
 
 
@@ -438,6 +524,30 @@ def check_text(value: str, *, field: str, task: str | None = None,
         raise InvalidValue(f"is {len(value)} characters long; at most {limit} fit (database "
                            f"column {stored.table.name}.{stored.name})", task=task,
                            field=field, value=value)
+
+
+def _names(value: Iterable[str] | None) -> list[str] | None:
+    """``retry_on`` as given, a list (a string stays a string: refused by validate)."""
+    if value is None or isinstance(value, str) or not isinstance(value, Iterable):
+        return value  # type: ignore[return-value]
+    return list(value)
+
+
+def _check_job_dependencies(task: TaskSpec) -> None:
+    """Conditions on other jobs: each a positive job id, at most one per job (whether the
+    job exists is the store's to say, at submit: :func:`job_conditions.check_awaited`)."""
+    seen: set[int] = set()
+    for dep in task.after_jobs:
+        if isinstance(dep.job, bool) or not isinstance(dep.job, int) or dep.job <= 0:
+            raise InvalidValue("a condition's job must be a job id (a whole number > 0)",
+                               task=task.name, field="depends_on.job", value=dep.job)
+        if dep.job > MAX_JOB_ID:
+            raise InvalidValue(f"job {dep.job} does not exist", task=task.name,
+                               field="depends_on.job", value=dep.job)
+        if dep.job in seen:
+            raise InvalidValue(f"two conditions on job {dep.job}", task=task.name,
+                               field="depends_on.job", value=dep.job)
+        seen.add(dep.job)
 
 
 def _check_depth(data: Any, *, task: str | None, field_name: str, start: int = 1) -> None:

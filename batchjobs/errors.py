@@ -10,7 +10,7 @@ what was wrong without parsing messages::
     │   ├── UnknownProcess       process not found or not marked batchable
     │   ├── UnknownGroup         a batch group that does not exist is named
     │   ├── DuplicateTask        two tasks share a name
-    │   ├── UnknownDependency    a condition names a task that is not in the job
+    │   ├── UnknownDependency    a condition names a task not in the job, or no job
     │   ├── DependencyCycle      conditions form a cycle
     │   ├── InvalidValue         a field holds a bad word or value
     │   └── InvalidRecurrence    a recurrence (cron, every, timezone, end) is malformed
@@ -109,7 +109,8 @@ class DuplicateTask(DefinitionError):
 
 
 class UnknownDependency(DefinitionError):
-    """Raised when a condition names a parent task that is not in the job."""
+    """Raised when a condition names a parent task that is not in the job, or a job that
+    does not exist."""
 
 
 class DependencyCycle(DefinitionError):

@@ -22,6 +22,7 @@ from typing import TextIO
 from .coordinator import Claim
 from .errors import ClientOnly
 from .processes import ProcessContext, get_process
+from .retry import Failure
 from .status import Outcome
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,9 @@ class Result:
     log: str | None = None
     #: The exception itself (not stored): the server chains it for Celery's events.
     exception: BaseException | None = None
+    #: What the retry policy needs of it: its classes, a :class:`~batchjobs.Retry` or
+    #: :class:`~batchjobs.Fail` (:mod:`batchjobs.retry`).
+    failure: Failure | None = None
 
 
 def execute(claimed: Claim, server: str, *, client: bool = False,
@@ -68,7 +72,8 @@ def execute(claimed: Claim, server: str, *, client: bool = False,
         log.warning("task %r of job %s attempt %s failed: %s", claimed.name, claimed.job_id,
                     claimed.attempt, exc, exc_info=True)
         detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
-        return Result(Outcome.ERROR, detail, process_traceback(exc), capture.text(), exc)
+        return Result(Outcome.ERROR, detail, process_traceback(exc), capture.text(), exc,
+                      Failure.of(exc))
     return Result(Outcome.ENDED, log=capture.text())
 
 

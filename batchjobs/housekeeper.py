@@ -62,7 +62,7 @@ class Housekeeper(threading.Thread):
         self.stopping = stopping if stopping is not None else threading.Event()
         broker = Broker(app)
         self.every_tick: list[Duty] = [functools.partial(duty, settings, broker) for duty in (
-            sweeps.start_due_jobs, sweeps.feed_queues)]
+            sweeps.release_due_retries, sweeps.start_due_jobs, sweeps.feed_queues)]
         self.every_tick.append(functools.partial(alerts.deliver_due, settings))
         if controller is not None:
             self.every_tick.insert(0, controller.tick)

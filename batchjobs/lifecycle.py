@@ -21,6 +21,7 @@ from . import clock, queues, runs, store
 from .coordinator import propagate, queue_job, start_job
 from .errors import InvalidState, JobNotFound
 from .graph import Decision, decide, holds, unmet_reason
+from .job_conditions import resolve_at_start
 from .models import Attempt, Condition, Job, Task
 from .owners import check_owner_enabled
 from .queues import Dispatch
@@ -64,7 +65,7 @@ def release(job_id: int, *, settings: Settings | None = None) -> None:
         now = clock.now()
         runs.set_run_status(session, job_id, JobStatus.WAITING, now)
         session.flush()
-        dispatches = start_job(session, job_id, settings.queue_depth) \
+        dispatches = start_job(session, job_id, settings.queue_depth, settings) \
             if job.run_at is None or job.run_at <= now else []
     queues.publish_or_defer(dispatches, settings=settings)
 
@@ -148,6 +149,7 @@ def rerun(job_id: int, *, failed: bool = False, settings: Settings | None = None
                      kind=RunKind.RERUN)
         runs.start_run(session, job_id, now)
         dispatches = _restart(session, job_id, tasks, chosen, now, settings)
+        dispatches += resolve_at_start(session, job_id, now, settings)
         dispatches += queue_job(session, job_id, settings.queue_depth)
     queues.publish_or_defer(dispatches, settings=settings)
     return len(chosen)

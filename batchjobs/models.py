@@ -281,6 +281,16 @@ class Task(Base):
     queued: Mapped[bool] = mapped_column(default=False)
     #: Seconds a process may run before it is stopped and its attempt ends ``error``.
     timeout: Mapped[float | None] = mapped_column(Float)
+    #: The retry policy (:mod:`batchjobs.retry`): seconds before the first retry (None:
+    #: none), the backoff factor (None: 1), the cap, the exception classes retried (None:
+    #: every one).
+    retry_delay: Mapped[float | None] = mapped_column(Float)
+    retry_backoff: Mapped[float | None] = mapped_column(Float)
+    retry_max_delay: Mapped[float | None] = mapped_column(Float)
+    retry_on: Mapped[list[Any] | None]
+    #: A ready task whose retry is delayed: not queued, not claimable before this instant
+    #: (the database's clock); a housekeeper clears it when it is due.
+    not_before: Mapped[datetime | None]
 
     __table_args__ = (
         UniqueConstraint("job_id", "name", name="uq_tasks_job_id_name"),
@@ -293,9 +303,15 @@ class Task(Base):
 #: look for, and the predicate of the partial index that finds them in feed order. The
 #: statements use this very expression, so that PostgreSQL sees they match the index.
 UNQUEUED = and_(Task.__table__.c.status == TaskStatus.READY.value,
-                not_(Task.__table__.c.queued), not_(Task.__table__.c.client))
+                not_(Task.__table__.c.queued), not_(Task.__table__.c.client),
+                Task.__table__.c.not_before.is_(None))
 Index("ix_tasks_unqueued", Task.__table__.c.group_name, Task.__table__.c.ready_at,
       Task.__table__.c.id, postgresql_where=UNQUEUED, sqlite_where=UNQUEUED)
+#: Ready tasks whose retry waits for its instant: what the housekeepers release when due.
+DELAYED = and_(Task.__table__.c.status == TaskStatus.READY.value,
+               Task.__table__.c.not_before.is_not(None))
+Index("ix_tasks_delayed", Task.__table__.c.not_before, postgresql_where=DELAYED,
+      sqlite_where=DELAYED)
 
 
 class Condition(Base):
@@ -307,6 +323,25 @@ class Condition(Base):
     task_id: Mapped[int] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"), index=True)
     parent_id: Mapped[int] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"), index=True)
     expected: Mapped[Expected] = mapped_column(words(Expected))
+
+
+class JobCondition(Base):
+    """A dependency on another job: ``task`` (of job ``job_id``) may run when job
+    ``after_job_id`` ends ``expected``. No foreign key to that job: the condition outlives
+    it (retention asks :func:`batchjobs.job_conditions.still_needed` first).
+    ``counted_run``: the run of ``job_id`` in which this condition was counted on the
+    task's ``met``/``unmet`` (each counts once per run)."""
+
+    __tablename__ = "job_conditions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    #: No foreign key: a task goes only with its job (``job_id``'s cascade), and a key
+    #: here would cost a scan of this table per task deleted.
+    task_id: Mapped[int] = mapped_column(Integer)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    after_job_id: Mapped[int] = mapped_column(Integer, index=True)
+    expected: Mapped[Expected] = mapped_column(words(Expected))
+    counted_run: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class Attempt(Base):

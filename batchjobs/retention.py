@@ -16,7 +16,7 @@ cutoff are deleted, with those runs' alerts and deliveries. Its ``job_runs`` row
 one short row per run, and the series' arithmetic (``every`` counts from run 1's time,
 ``end_after`` counts the scheduled runs) reads them.
 
-A job another job still depends on is kept (:func:`_still_needed`).
+A job that an unfinished job still has a condition on is kept (:func:`_still_needed`).
 
 ``BATCHJOBS_RETENTION`` (off by default) makes the housekeepers do it once a day
 (:func:`daily`): one housekeeper at a time, by a lease on a ``duty_leases`` row taken
@@ -59,6 +59,7 @@ from .models import (
     DutyLease,
     Job,
     JobAudit,
+    JobCondition,
     JobRun,
     Task,
 )
@@ -73,7 +74,7 @@ BATCH_JOBS = 500
 BATCH_TASKS = 50_000
 #: The tables a finished job has rows in, in the order they are deleted (children first).
 TABLES = ("alert_deliveries", "alerts", "attempts", "conditions", "job_runs", "job_audit",
-          "tasks", "jobs")
+          "job_conditions", "tasks", "jobs")
 #: The lease's name, how often the housekeepers clean up, and how long one may take
 #: before another housekeeper may take over (the work is in batches: nothing is lost).
 DUTY = "retention"
@@ -86,12 +87,12 @@ LEASE = timedelta(hours=1)
 RECURS = func.coalesce(cast(Job.recurrence, String), "null") != "null"
 
 
-def _still_needed(job_ids: Sequence[int]) -> set[int]:
-    """The jobs among ``job_ids`` that another job still depends on, to keep.
+def _still_needed(session: Session, job_ids: Sequence[int]) -> set[int]:
+    """The jobs among ``job_ids`` that an unfinished job still has a condition on
+    (:mod:`batchjobs.job_conditions`): kept until that job has finished."""
+    from .job_conditions import still_needed
 
-    The hook for cross-job dependencies (conditions that name a job id): none exist yet,
-    so none is needed."""
-    return set()
+    return still_needed(session, job_ids)
 
 
 # -- input --------------------------------------------------------------------------------
@@ -164,7 +165,7 @@ def cleanup(older_than: timedelta, *, statuses: Iterable[JobStatus] = tuple(JOB_
             if not batch:
                 break
             after = batch[-1]
-            kept = _still_needed(batch)
+            kept = _still_needed(session, batch)
             report.kept += sorted(kept)
             report.add(_rows_of_jobs(session, [j for j in batch if j not in kept], dry_run))
     after = 0
@@ -215,6 +216,7 @@ def _rows_of_jobs(session: Session, job_ids: list[int], dry_run: bool) -> dict[s
                                       Condition.parent_id.in_(tasks))),
         ("job_runs", JobRun, JobRun.job_id.in_(job_ids)),
         ("job_audit", JobAudit, JobAudit.job_id.in_(job_ids)),
+        ("job_conditions", JobCondition, JobCondition.job_id.in_(job_ids)),
         ("tasks", Task, Task.job_id.in_(job_ids)),
         ("jobs", Job, Job.id.in_(job_ids)),
     ])

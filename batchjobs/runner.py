@@ -94,7 +94,8 @@ def _run(self: Any, task_id: int, job: int) -> str:
     result = execute(claimed, server, log_limit=settings.attempt_log_limit)
     dispatches = record(claimed.task_id, claimed.attempt, result.outcome, result.error,
                         children=claimed.readied_by_success, traceback=result.traceback,
-                        log=result.log, settings=settings, incarnation=token)
+                        log=result.log, settings=settings, incarnation=token,
+                        failure=result.failure)
     queues.publish(dispatches, settings=settings)
     if result.outcome is Outcome.ERROR:
         # Chained to the process's own exception, so the traceback Celery sends with its

@@ -68,6 +68,9 @@ def end_run(session: Session, job_id: int, status: JobStatus, now: datetime,
     set_run_status(session, job_id, status, now)
     job = session.execute(select(Job).where(Job.id == job_id)).scalar_one()
     alerts.create_alert(session, job, status, now, settings)
+    from .job_conditions import resolve_at_end  # it decides tasks: coordinator's business
+
+    resolve_at_end(session, job_id, status, now, settings)
     if job.recurrence and status is not JobStatus.CANCELED:
         schedule_next(session, job, now)
 
@@ -108,7 +111,7 @@ def reset_tasks(session: Session, job_id: int, task_ids: list[int] | None = None
         query = query.where(_task.c.id.in_(task_ids))
     session.connection().execute(query.values(
         status=TaskStatus.WAITING.value, met=0, unmet=0, reason=None, ready_at=None,
-        attempt_base=_task.c.attempts))
+        not_before=None, attempt_base=_task.c.attempts))
 
 
 def history(session: Session, job_id: int) -> list[dict[str, Any]]:

@@ -146,6 +146,22 @@ FORMERLY_BUGGY = {
 }
 
 
+# The retry policy and conditions on other jobs (issue 15).
+INVALID.update({
+    "retry-delay-not-a-duration": (
+        "job.yaml", "description: J\ntasks:\n  - {name: A, process: batchjobs.examples.noop, "
+        "retry_delay: soon}\n", ["task 'A'", "retry_delay", "'soon'"]),
+    "retry-on-not-a-list": (
+        "job.yaml", "description: J\ntasks:\n  - {name: A, process: batchjobs.examples.noop, "
+        "retry_on: KeyError}\n", ["task 'A'", "retry_on", "'KeyError'"]),
+    "job-retry-backoff-below-1": (
+        "job.yaml", f"description: J\nretry_backoff: 0.5\ntasks:\n  - {NOOP}\n",
+        ["retry_backoff", "0.5"]),
+    "condition-on-unknown-job": (
+        "job.yaml", "description: J\ntasks:\n  - {name: A, process: batchjobs.examples.noop, "
+        "depends_on: [{job: 42, status: ended}]}\n", ["task 'A'", "job 42"]),
+})
+
 def write_job(tmp_path: Path, file_name: str | None, text: str | None) -> Path:
     if file_name is None:
         return tmp_path / "nowhere.yaml"

@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import func, select, text, update
 
-from batchjobs import JobSpec, clock, lifecycle, owners, retention, store
+from batchjobs import JobRef, JobSpec, clock, lifecycle, owners, retention, store
 from batchjobs.api import history, status, submit
 from batchjobs.cli import cli
 from batchjobs.coordinator import claim, record, start_job
@@ -99,7 +99,10 @@ def test_cleanup_older_than_0s_leaves_no_row_of_a_finished_job(settings, monkeyp
     run_through(settings, ended)
     failed = submit(two_step("failed"), user="alice", settings=settings)
     run_through(settings, failed, fail={"A"})
-    canceled = submit(two_step("canceled"), hold=True, settings=settings)
+    waits_on_ended = two_step("canceled")
+    waits_on_ended.add_task("C", "batchjobs.examples.noop",
+                            depends_on=[(JobRef(ended), "finished")])
+    canceled = submit(waits_on_ended, hold=True, settings=settings)
     lifecycle.cancel(canceled, settings=settings)
     later = submit(two_step("later", run_at=clock.now() + timedelta(days=1)),
                    settings=settings)
@@ -169,14 +172,20 @@ def test_only_old_jobs_of_the_chosen_statuses_go_and_batches_are_bounded(setting
         assert sorted(session.execute(select(Job.id)).scalars()) == ids[3:]
 
 
-def test_a_job_still_needed_by_another_is_kept(settings, monkeypatch):
-    ids = [submit(two_step(f"n{i}"), hold=True, settings=settings) for i in range(2)]
-    for job_id in ids:
-        lifecycle.cancel(job_id, settings=settings)
-    monkeypatch.setattr(retention, "_still_needed", lambda job_ids: {ids[0]} & set(job_ids))
+def test_a_job_an_unfinished_job_has_a_condition_on_is_kept_until_that_one_finishes(
+        settings):
+    awaited = submit(two_step("awaited"), hold=True, settings=settings)
+    lifecycle.cancel(awaited, settings=settings)
+    waiting = JobSpec("waits")
+    waiting.add_task("after", "batchjobs.examples.noop", depends_on=[(JobRef(awaited), "finished")])
+    dependent = submit(waiting, hold=True, settings=settings)
     report = retention.cleanup(timedelta(0), settings=settings)
-    assert report.kept == [ids[0]] and report.rows["jobs"] == 1
-    assert status(ids[0], settings=settings)["status"] == "canceled"
+    assert report.kept == [awaited] and report.rows.get("jobs", 0) == 0
+    assert status(awaited, settings=settings)["status"] == "canceled"
+    lifecycle.cancel(dependent, settings=settings)
+    report = retention.cleanup(timedelta(0), settings=settings)
+    assert report.kept == [] and report.rows["jobs"] == 2
+    assert report.rows["job_conditions"] == 1
 
 
 def test_the_daily_duty_runs_in_one_housekeeper_at_a_time(settings):

@@ -17,13 +17,17 @@ from sqlalchemy.orm import Session
 from .. import clock, runs
 from ..models import UNQUEUED, BatchGroup
 from ..queues import Dispatch
+from ..settings import Settings
 from ..store import statements as sql
 from ..store import steps
 
 
-def start_job(session: Session, job_id: int, depth: int) -> list[Dispatch]:
-    """Move a waiting job to executing and make its unconditioned tasks ready; return the
-    first ``depth`` of them to publish (the rest wait for room: :func:`queue_ready`)."""
+def start_job(session: Session, job_id: int, depth: int,
+              settings: Settings | None = None) -> list[Dispatch]:
+    """Move a waiting job to executing and make its unconditioned tasks ready, and those
+    whose conditions on other jobs hold already; return the first ``depth`` of them to
+    publish (the rest wait for room: :func:`queue_ready`). ``settings``: for a task made
+    not_run by such a condition that ends the job (its alert); the environment's if None."""
     conn = session.connection()
     now = clock.now()
     params = {"p_job": job_id, "p_now": now}
@@ -31,7 +35,11 @@ def start_job(session: Session, job_id: int, depth: int) -> list[Dispatch]:
         return []
     runs.start_run(session, job_id, now)
     conn.execute(sql.START_ROOTS, params)
-    return queue_job(session, job_id, depth)
+    # Conditions on jobs that have finished already hold (or not) at once.
+    from ..job_conditions import resolve_at_start
+
+    readied = resolve_at_start(session, job_id, now, settings)
+    return readied + queue_job(session, job_id, depth)
 
 
 def queue_job(session: Session, job_id: int, limit: int) -> list[Dispatch]:

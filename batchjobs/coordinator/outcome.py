@@ -14,16 +14,18 @@ import time
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from .. import clock, store
 from ..queues import Dispatch
+from ..retry import Failure
 from ..settings import Settings
 from ..status import Outcome, TaskStatus
 from ..store import statements as sql
 from ..store import steps
-from .feed import queued
+from .delayed import retry_after_failure
 from .settlement import end_job, end_settled_job, propagate
 
 logger = logging.getLogger(__name__)
@@ -37,7 +39,7 @@ MAX_PAUSE = 2.0
 def record(task_id: int, attempt: int, outcome: Outcome, error: str | None = None, *,
            children: tuple[int, ...] | None = None, traceback: str | None = None,
            log: str | None = None, settings: Settings,
-           incarnation: str | None = None) -> list[Dispatch]:
+           incarnation: str | None = None, failure: Failure | None = None) -> list[Dispatch]:
     """Record the outcome of attempt ``attempt`` of a task; return the dependents (or the
     retry) that became ready, to be published by the caller after this returns.
 
@@ -45,7 +47,9 @@ def record(task_id: int, attempt: int, outcome: Outcome, error: str | None = Non
     (:attr:`Claim.readied_by_success`), which allows the one-step form. ``traceback`` and
     ``log``: what the process raised and logged, kept on the attempt. ``incarnation``: the
     reporting server's fencing token; an outcome counts only from the attempt's own
-    incarnation while it still holds the server's name (None: recovery). A database that
+    incarnation while it still holds the server's name (None: recovery). ``failure``: what
+    the process raised, for the retry policy (None: no exception, e.g. a lost server,
+    which is retried while retries are left). A database that
     is unreachable is retried with backoff for up to ``settings.server_timeout``
     seconds; after that the error is raised and the attempt is left to recovery."""
     deadline = time.monotonic() + settings.server_timeout
@@ -54,7 +58,7 @@ def record(task_id: int, attempt: int, outcome: Outcome, error: str | None = Non
         try:
             return _record(task_id, attempt, outcome, children, settings,
                            {"p_error": error, "p_traceback": traceback, "p_log": log,
-                            "p_incarnation": incarnation})
+                            "p_incarnation": incarnation}, failure)
         except OperationalError:
             if time.monotonic() + pause > deadline:
                 raise
@@ -65,7 +69,8 @@ def record(task_id: int, attempt: int, outcome: Outcome, error: str | None = Non
 
 
 def _record(task_id: int, attempt: int, outcome: Outcome, children: tuple[int, ...] | None,
-            settings: Settings, detail: dict[str, str | None]) -> list[Dispatch]:
+            settings: Settings, detail: dict[str, str | None],
+            failure: Failure | None = None) -> list[Dispatch]:
     now = clock.now()
     if outcome is Outcome.ENDED and children is not None:
         with store.atomic(settings) as (kind, conn):
@@ -76,7 +81,8 @@ def _record(task_id: int, attempt: int, outcome: Outcome, children: tuple[int, .
         if rows is not None:
             return _after_success_at_once(rows, settings)
     with store.transaction(settings) as session:
-        return record_in(session, task_id, attempt, outcome, now, settings, detail)
+        return record_in(session, task_id, attempt, outcome, now, settings, detail,
+                         failure)
 
 
 def _after_success_at_once(rows: list[Any], settings: Settings) -> list[Dispatch]:
@@ -96,11 +102,12 @@ def _after_success_at_once(rows: list[Any], settings: Settings) -> list[Dispatch
 
 
 def record_in(session: Session, task_id: int, attempt: int, outcome: Outcome, now: datetime,
-              settings: Settings, detail: dict[str, str | None]) -> list[Dispatch]:
-    """:func:`record`'s transaction: a failed attempt with retries left makes the task
-    ready again; otherwise the task ends and decides its dependents. ``detail``: the
-    attempt's ``p_error``, ``p_traceback``, ``p_log`` and the reporter's
-    ``p_incarnation``."""
+              settings: Settings, detail: dict[str, str | None],
+              failure: Failure | None = None) -> list[Dispatch]:
+    """:func:`record`'s transaction: a failed attempt that its task's retry policy retries
+    makes the task ready again, at once or later (:mod:`.delayed`); otherwise the task
+    ends and decides its dependents. ``detail``: the attempt's ``p_error``,
+    ``p_traceback``, ``p_log`` and the reporter's ``p_incarnation``."""
     conn = session.connection()
     params = {"p_task": task_id, "p_number": attempt, "p_now": now,
               "p_incarnation": detail["p_incarnation"]}
@@ -117,13 +124,16 @@ def record_in(session: Session, task_id: int, attempt: int, outcome: Outcome, no
     if conn.execute(sql.RECORD_ATTEMPT, {**params, **detail, "p_outcome": outcome.value}
                     ).first() is None:
         return []
-    retry = conn.execute(sql.RETRY, params).first()
-    if retry is not None:
-        return queued([retry])
+    decision, retried = retry_after_failure(session, task_id, failure, now)
+    if decision.retry:
+        return retried
     row = conn.execute(sql.FINISH, {"p_task": task_id,
                                     "p_status": TaskStatus.ERROR.value}).first()
     if row is None:
         return []
+    if decision.reason is not None:
+        conn.execute(update(sql.task).where(sql.task.c.id == task_id)
+                     .values(reason=decision.reason))
     job_id, name, ignore_failure, dependents = row
     return propagate(session, job_id, name, TaskStatus.ERROR, dependents,
                      0 if ignore_failure else 1, now, settings)

@@ -53,22 +53,25 @@ def propagate(session: Session, job_id: int, name: str, status: TaskStatus,
             elif child.status == TaskStatus.NOT_RUN:
                 finished += 1
                 if child.condition_type == ConditionType.ANY:
-                    _explain_any(session, child_id)
+                    explain_any(session, child_id)
                 pending.append((child.name, TaskStatus.NOT_RUN, child.dependents))
     if finished or failed:
         settle_job(session, job_id, finished, failed, now, settings)
     return dispatches
 
 
-def _explain_any(session: Session, task_id: int) -> None:
-    """An ``any`` task became not_run: its reason names every condition (its own rows)."""
+def explain_any(session: Session, task_id: int) -> None:
+    """An ``any`` task became not_run: its reason names every condition (its own rows),
+    on tasks and on other jobs."""
+    from ..job_conditions import describe_unmet
+
     parent = aliased(Task)
     rows = session.execute(
         select(parent.name, parent.status, Condition.expected)
         .join(Condition, Condition.parent_id == parent.id).where(Condition.task_id == task_id)
         .order_by(Condition.id)
     ).all()
-    parts = [f"{n!r} is {s}, needs {e}" for n, s, e in rows]
+    parts = [f"{n!r} is {s}, needs {e}" for n, s, e in rows] + describe_unmet(session, task_id)
     session.connection().execute(update(sql.task).where(sql.task.c.id == task_id).values(
         reason="no condition can hold any more: " + "; ".join(parts)))
 

@@ -22,6 +22,7 @@ from ..settings import Settings
 from ..status import JobStatus, Outcome
 from ..store import statements as sql
 from ..store import steps
+from .delayed import has_due, release_due
 from .feed import queue_ready, queued, start_job, unqueued_groups
 from .outcome import record
 from .settlement import end_settled_job, settled_jobs
@@ -45,7 +46,7 @@ def start_due_jobs(settings: Settings, broker: Broker) -> None:
         hold_for_disabled_owners(disabled, settings)
     for job_id in due:
         with store.transaction(settings) as session:
-            dispatches = start_job(session, job_id, settings.queue_depth)
+            dispatches = start_job(session, job_id, settings.queue_depth, settings)
         queues.publish(dispatches, settings=settings)
 
 
@@ -79,6 +80,17 @@ def hold_for_disabled_owners(jobs: list[tuple[int, str]], settings: Settings) ->
         for job_id, owner in jobs:
             if hold_jobs_of(session, owner, now, job_ids=[job_id]):
                 log.warning("job %s held: its owner %s is disabled", job_id, owner)
+
+
+def release_due_retries(settings: Settings, broker: Broker) -> None:
+    """Publish the delayed retries whose instant has come (first looked for with a read,
+    so an idle installation writes nothing)."""
+    with store.read_session(settings) as session:
+        if not has_due(session):
+            return
+    with store.transaction(settings) as session:
+        dispatches = release_due(session, limit=settings.queue_depth)
+    queues.publish(dispatches, settings=settings)
 
 
 def feed_queues(settings: Settings, broker: Broker) -> None:

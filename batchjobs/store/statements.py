@@ -115,7 +115,10 @@ def _serves() -> Any:
 
 CLAIM = (update(task).where(task.c.id == bindparam("p_task"),
                             guard(task.c.job_id, bindparam("p_job")),
-                            guard(task.c.status, TaskStatus.READY.value), _serves())
+                            guard(task.c.status, TaskStatus.READY.value),
+                            # a delayed retry is not claimable before it is released, even
+                            # by an old message the broker delivers again
+                            task.c.not_before.is_(None), _serves())
          .values(status=TaskStatus.EXECUTING.value, attempts=task.c.attempts + 1)
          .returning(*CLAIMED_COLUMNS))
 #: The run an attempt belongs to: the job's current one.

@@ -81,3 +81,33 @@ def chatty_failure(lines: int = 3) -> None:
 
 def _look_up(table: dict[str, int], key: str) -> int:
     return table[key]
+
+
+class Busy(ConnectionError):
+    """A failure worth a retry (its bases: ConnectionError, OSError)."""
+
+
+@batchable
+def raise_error(ctx: ProcessContext, kind: str = "KeyError", until: int = 0) -> None:
+    """Raise ``kind`` (``KeyError`` or ``Busy``) on every attempt (or up to attempt
+    ``until``, then succeed)."""
+    if until and ctx.attempt > until:
+        return
+    raise {"KeyError": KeyError, "Busy": Busy}[kind](f"attempt {ctx.attempt}")
+
+
+@batchable
+def ask_retry(ctx: ProcessContext, delay: float | None = None, times: int = 1) -> None:
+    """Raise ``batchjobs.Retry(delay=…)`` on the first ``times`` attempts, then succeed."""
+    from batchjobs import Retry
+
+    if ctx.attempt <= times:
+        raise Retry(f"not yet (attempt {ctx.attempt})", delay=delay)
+
+
+@batchable
+def give_up(ctx: ProcessContext) -> None:
+    """Raise ``batchjobs.Fail``: no retry, whatever is left."""
+    from batchjobs import Fail
+
+    raise Fail(f"nothing to retry (attempt {ctx.attempt})")

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import insert, select
 
-from . import clock, queues, store
+from . import clock, priority, queues, store
 from .errors import DispatchError, InvalidRecurrence, JobNotFound, TaskNotFound
 from .models import Attempt, BatchGroup, Condition, Job, Task
 from .settings import Settings, get_settings
@@ -72,6 +72,8 @@ def submit(job: JobSpec, *, user: str | None = None, hold: bool = False,
     clients = {t.name: get_process(t.process, task=t.name).client for t in job.tasks}
     starts_now = not hold and (run_at is None or run_at <= now)
     ready_now = {t.name for t in job.tasks if starts_now and not t.depends_on}
+    ranks = {t.name: priority.rank(t.priority if t.priority is not None else job.priority)
+             for t in job.tasks}
     with store.transaction(settings) as session:
         status = JobStatus.HOLD if hold else JobStatus.WAITING
         job_id = session.execute(insert(Job).values(
@@ -79,6 +81,7 @@ def submit(job: JobSpec, *, user: str | None = None, hold: bool = False,
             company=job.company, created_by=user, created_at=now, run_at=run_at,
             task_count=len(job.tasks), remaining=len(job.tasks), failed=0,
             recurrence=recurrence.to_json() if recurrence else None, run_number=1,
+            priority=priority.rank(job.priority), max_concurrency=job.max_concurrency,
         ).returning(Job.id)).scalar_one()
         runs.new_run(session, job_id, 1, status=status, scheduled_at=run_at or now)
         ids = dict(zip((t.name for t in job.tasks),
@@ -102,6 +105,7 @@ def submit(job: JobSpec, *, user: str | None = None, hold: bool = False,
              "n_conditions": len(t.depends_on), "met": 0, "unmet": 0, "attempts": 0,
              "attempt_base": 0, "client": clients[t.name],
              "timeout": t.timeout if t.timeout is not None else job.timeout,
+             "priority": ranks[t.name], "rank": ranks[t.name],
              "run_as": user, "dependents": dependents[t.name]}
             for t in job.tasks
         ])
@@ -142,6 +146,7 @@ def status(job_id: int, *, settings: Settings | None = None) -> dict[str, Any]:
             "run_at": clock.iso(job.run_at), "started_at": clock.iso(job.started_at),
             "ended_at": clock.iso(job.ended_at), "alert": job.alert, "company": job.company,
             "run": job.run_number, "recurrence": job.recurrence,
+            "priority": priority.word(job.priority), "max_concurrency": job.max_concurrency,
             "tasks": [_task_status(t, last.get(t.id)) for t in tasks],
         }
 
@@ -154,6 +159,7 @@ def _task_status(task: Task, attempt: Attempt | None) -> dict[str, Any]:
         "started_at": clock.iso(attempt.started_at) if attempt else None,
         "ended_at": clock.iso(attempt.ended_at) if attempt else None,
         "error": attempt.error if attempt else None, "reason": task.reason,
+        "priority": priority.word(task.priority), "effective_priority": priority.word(task.rank),
     }
 
 

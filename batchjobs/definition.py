@@ -11,6 +11,8 @@ File shape (optional keys with their defaults)::
     company: null
     run_at: null            # ISO-8601 with offset; null = now
     recurrence: null        # {cron: "0 2 * * 1-5" | every: 90m, timezone, end_after, end_by}
+    priority: normal        # low | normal | high | critical (each task may set its own)
+    max_concurrency: null   # at most N of its tasks execute at once; null = no cap
     tasks:
       - name: TASK 1
         process: batchjobs.examples.sleep
@@ -20,6 +22,7 @@ File shape (optional keys with their defaults)::
         retries: 0
         ignore_failure: false
         condition: all      # all | any
+        priority: null      # null = the job's
         depends_on:
           - {task: TASK 0, status: ended}   # ended | error | finished
 """
@@ -47,6 +50,8 @@ from .errors import (
     UnknownGroup,
 )
 from .models import Job, Task
+from .priority import DEFAULT as DEFAULT_PRIORITY
+from .priority import Priority
 from .processes import get_process, import_configured
 from .recurrence import Recurrence, parse_recurrence
 from .settings import DEFAULT_GROUP
@@ -61,9 +66,11 @@ MAX_DEPTH = 100
 MAX_RETRIES = 1000
 
 JOB_KEYS = frozenset({"description", "alert", "company", "run_at", "recurrence", "tasks",
-                      "timeout"})
+                      "timeout", "priority", "max_concurrency"})
 TASK_KEYS = frozenset({"name", "process", "kwargs", "group", "company", "retries",
-                       "ignore_failure", "condition", "depends_on", "timeout"})
+                       "ignore_failure", "condition", "depends_on", "timeout", "priority"})
+#: Largest ``max_concurrency`` (the database's integer; more threads than any site has).
+MAX_CONCURRENCY = 1_000_000
 DEPENDENCY_KEYS = frozenset({"task", "status"})
 
 
@@ -93,6 +100,8 @@ class TaskSpec:
     depends_on: list[Dependency] = field(default_factory=list)
     #: Seconds its process may run (None: the job's ``timeout``, else no limit).
     timeout: float | None = None
+    #: ``low | normal | high | critical`` (None: the job's).
+    priority: Priority | str | None = None
 
     def after(self, parent: TaskSpec | str, status: Expected | str = Expected.ENDED) -> TaskSpec:
         """Add a condition: run after ``parent`` reaches ``status``. Returns self."""
@@ -108,6 +117,7 @@ class TaskSpec:
             "ignore_failure": self.ignore_failure, "condition": self.condition.value,
             "depends_on": [d.to_dict() for d in self.depends_on],
             **({} if self.timeout is None else {"timeout": self.timeout}),
+            **({} if self.priority is None else {"priority": str(self.priority)}),
         }
 
 
@@ -132,6 +142,10 @@ class JobSpec:
     recurrence: Recurrence | Mapping[str, Any] | None = None
     #: Seconds a process of its tasks may run, for tasks that set none (None: no limit).
     timeout: float | None = None
+    #: The priority of its tasks that set none: ``low | normal | high | critical``.
+    priority: Priority | str = DEFAULT_PRIORITY
+    #: At most this many of its tasks execute at once, across all servers (None: no cap).
+    max_concurrency: int | None = None
 
     def __post_init__(self) -> None:
         self.alert = _word(Alert, self.alert, None, "alert")
@@ -143,13 +157,14 @@ class JobSpec:
                  group: str = DEFAULT_GROUP, company: str | None = None, retries: int = 0,
                  ignore_failure: bool = False, condition: ConditionType | str = ConditionType.ALL,
                  depends_on: Iterable[tuple[TaskSpec | str, Expected | str] | TaskSpec | str] = (),
-                 timeout: float | None = None) -> TaskSpec:
+                 timeout: float | None = None,
+                 priority: Priority | str | None = None) -> TaskSpec:
         """Add a task and return it; ``depends_on`` items are ``(parent, status)`` or a parent
         (status ``ended``)."""
         spec = TaskSpec(name=name, process=process, kwargs=dict(kwargs or {}), group=group,
                         company=company, retries=retries, ignore_failure=ignore_failure,
                         condition=_word(ConditionType, condition, name, "condition"),
-                        timeout=timeout)
+                        timeout=timeout, priority=priority)
         for item in depends_on:
             if isinstance(item, tuple):
                 spec.after(*item)
@@ -166,6 +181,8 @@ class JobSpec:
             if isinstance(self.recurrence, Recurrence) else None,
             "tasks": [t.to_dict() for t in self.tasks],
             **({} if self.timeout is None else {"timeout": self.timeout}),
+            **({} if str(self.priority) == DEFAULT_PRIORITY else {"priority": str(self.priority)}),
+            **({} if self.max_concurrency is None else {"max_concurrency": self.max_concurrency}),
         }
 
     # -- validation -----------------------------------------------------------
@@ -187,6 +204,8 @@ class JobSpec:
         if not self.tasks:
             raise InvalidValue("a job needs at least one task", field="tasks", value=[])
         _check_timeout(self.timeout, None)
+        self.priority = _priority(self.priority, None)
+        _check_max_concurrency(self.max_concurrency)
         names: set[str] = set()
         for task in self.tasks:
             _check_task_fields(task)
@@ -307,7 +326,9 @@ def job_from_dict(data: Any) -> JobSpec:
     description: Any = data.get("description")     # checked by validate(), as every field
     job = JobSpec(description=description, alert=data.get("alert", "error"),
                   company=data.get("company"), run_at=data.get("run_at"),
-                  recurrence=data.get("recurrence"), timeout=data.get("timeout"))
+                  recurrence=data.get("recurrence"), timeout=data.get("timeout"),
+                  priority=data.get("priority", DEFAULT_PRIORITY),
+                  max_concurrency=data.get("max_concurrency"))
     for index, item in enumerate(tasks_data):
         if not isinstance(item, Mapping):
             raise MalformedDefinition(f"task #{index + 1} must be a mapping", field="tasks",
@@ -333,7 +354,7 @@ def job_from_dict(data: Any) -> JobSpec:
                             retries=item.get("retries", 0),
                             ignore_failure=item.get("ignore_failure", False),
                             condition=item.get("condition", "all"),
-                            timeout=item.get("timeout"))
+                            timeout=item.get("timeout"), priority=item.get("priority"))
         for dep in deps:
             if not isinstance(dep, Mapping) or "task" not in dep:
                 raise MalformedDefinition("each depends_on item needs 'task' (and 'status')",
@@ -407,6 +428,28 @@ def _check_task_fields(task: TaskSpec) -> None:
         check_text(task.company, task=task.name, field="company", column=Task.company)
 
     _check_timeout(task.timeout, task.name)
+    if task.priority is not None:
+        task.priority = _priority(task.priority, task.name)
+
+
+def _priority(value: Any, task: str | None) -> Priority:
+    """A priority word (``low | normal | high | critical``), or InvalidValue naming it."""
+    if not isinstance(value, str):
+        raise InvalidValue("priority must be one of low | normal | high | critical", task=task,
+                           field="priority", value=value)
+    chosen: Priority = _word(Priority, value, task, "priority")
+    return chosen
+
+
+def _check_max_concurrency(value: Any) -> None:
+    """A job's cap is a whole number of tasks >= 1 (None: no cap)."""
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or not \
+            1 <= value <= MAX_CONCURRENCY:
+        raise InvalidValue(f"max_concurrency must be a whole number from 1 to "
+                           f"{MAX_CONCURRENCY} (or null: no cap)", field="max_concurrency",
+                           value=value)
 
 
 def check_user(user: str) -> None:

@@ -26,6 +26,7 @@ from sqlalchemy import (
     UniqueConstraint,
     and_,
     not_,
+    or_,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -98,6 +99,9 @@ class BatchGroup(Base):
     name: Mapped[str] = mapped_column(String(100), primary_key=True)
     description: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime]
+    #: At most this many of its tasks execute at once, across all servers (0: paused;
+    #: None: no cap). Changed live: :func:`batchjobs.groups.set_group`.
+    max_concurrency: Mapped[int | None] = mapped_column(Integer)
 
 
 class BatchServer(Base):
@@ -155,6 +159,10 @@ class Job(Base):
     recurrence: Mapped[dict[str, Any] | None]
     #: The current (or last) run; each run is a ``job_runs`` row.
     run_number: Mapped[int] = mapped_column(Integer, default=1)
+    #: The rank of its tasks' default priority (:mod:`batchjobs.priority`).
+    priority: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    #: At most this many of its tasks execute at once, across all servers (None: no cap).
+    max_concurrency: Mapped[int | None] = mapped_column(Integer)
 
     __table_args__ = (Index("ix_jobs_status_run_at", "status", "run_at"),)
 
@@ -273,6 +281,10 @@ class Task(Base):
     queued: Mapped[bool] = mapped_column(default=False)
     #: Seconds a process may run before it is stopped and its attempt ends ``error``.
     timeout: Mapped[float | None] = mapped_column(Float)
+    #: Its priority's rank as declared, and as it stands now: ``rank`` orders ready tasks
+    #: (highest first) and rises as the task waits (:mod:`batchjobs.priority`).
+    priority: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    rank: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
 
     __table_args__ = (
         UniqueConstraint("job_id", "name", name="uq_tasks_job_id_name"),
@@ -286,8 +298,17 @@ class Task(Base):
 #: statements use this very expression, so that PostgreSQL sees they match the index.
 UNQUEUED = and_(Task.__table__.c.status == TaskStatus.READY.value,
                 not_(Task.__table__.c.queued), not_(Task.__table__.c.client))
-Index("ix_tasks_unqueued", Task.__table__.c.group_name, Task.__table__.c.ready_at,
-      Task.__table__.c.id, postgresql_where=UNQUEUED, sqlite_where=UNQUEUED)
+Index("ix_tasks_unqueued", Task.__table__.c.group_name, Task.__table__.c.rank.desc(),
+      Task.__table__.c.ready_at, Task.__table__.c.id, postgresql_where=UNQUEUED,
+      sqlite_where=UNQUEUED)
+#: Tasks that hold or will soon hold a thread: executing, or ready with a message on the
+#: broker. What a concurrency cap counts (:mod:`batchjobs.coordinator.concurrency`); the
+#: index stays as small as the queues and the threads, whatever the backlog.
+IN_FLIGHT = or_(Task.__table__.c.status == TaskStatus.EXECUTING.value,
+                and_(Task.__table__.c.status == TaskStatus.READY.value,
+                     Task.__table__.c.queued))
+Index("ix_tasks_in_flight", Task.__table__.c.group_name, Task.__table__.c.job_id,
+      postgresql_where=IN_FLIGHT, sqlite_where=IN_FLIGHT)
 
 
 class Condition(Base):

@@ -3,15 +3,17 @@ backlog as its group's queue drains.
 
 A group's queue is kept at ``BATCHJOBS_QUEUE_DEPTH`` messages at most: a job that
 starts with more ready tasks leaves the rest unqueued (``tasks.queued`` false, found
-by a partial index in feed order), and housekeepers publish them, oldest first, as
-the queue drains to half. The broker never holds a whole large job.
+by a partial index in feed order), and housekeepers publish them, highest priority
+first, then oldest, as the queue drains to half. The broker never holds a whole large
+job. Which ready task goes next is :func:`next_ready`'s choice alone (priority, then
+ready time, within the concurrency caps).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from .. import clock, runs
@@ -19,6 +21,7 @@ from ..models import UNQUEUED, BatchGroup
 from ..queues import Dispatch
 from ..store import statements as sql
 from ..store import steps
+from .concurrency import Slots
 
 
 def start_job(session: Session, job_id: int, depth: int) -> list[Dispatch]:
@@ -36,16 +39,56 @@ def start_job(session: Session, job_id: int, depth: int) -> list[Dispatch]:
 
 def queue_job(session: Session, job_id: int, limit: int) -> list[Dispatch]:
     """Up to ``limit`` unqueued ready tasks of the job, marked queued, to publish."""
-    statement = steps.of(session).choose_some(sql.QUEUE_OF_JOB)
-    return queued(session.connection().execute(statement, {"p_job": job_id, "p_limit": limit}))
+    return next_ready(session, job=job_id, limit=limit)
 
 
 def queue_ready(session: Session, group: str, limit: int) -> list[Dispatch]:
-    """Up to ``limit`` unqueued ready tasks of ``group``, oldest first, marked queued, to
-    publish: a housekeeper's feed when the group's queue has room."""
-    statement = steps.of(session).choose_some(sql.QUEUE_OF_GROUP)
-    return queued(session.connection().execute(statement,
-                                                {"p_group": group, "p_limit": limit}))
+    """Up to ``limit`` unqueued ready tasks of ``group``, marked queued, to publish: a
+    housekeeper's feed when the group's queue has room."""
+    return next_ready(session, group=group, limit=limit)
+
+
+def next_ready(session: Session, *, group: str | None = None, job: int | None = None,
+               limit: int) -> list[Dispatch]:
+    """THE choice of which ready tasks run next: up to ``limit`` unqueued ready tasks of
+    ``group`` or of ``job``, the highest rank first, then the first ready, within the
+    free slots of every concurrency cap they meet; marked queued, to publish (in that
+    order). Rows another feeder holds are skipped.
+
+    Without a cap in the way (the group and the job uncapped, no capped job executing
+    / no capped group) it is one statement, as before caps existed."""
+    conn = session.connection()
+    slots = Slots(session)
+    if job is not None:
+        params: dict[str, Any] = {"p_job": job, "p_limit": limit}
+        if job not in slots.jobs and not slots.any_capped_group():
+            return queued(conn.execute(steps.of(session).choose_some(sql.QUEUE_OF_JOB), params))
+        where: list[Any] = [sql.task.c.job_id == job]
+        limit = min(limit, slots.jobs.get(job, limit))
+    else:
+        params = {"p_group": group, "p_limit": limit}
+        free = slots.group(str(group))
+        if free is None and not slots.jobs:
+            return queued(conn.execute(steps.of(session).choose_some(sql.QUEUE_OF_GROUP),
+                                       params))
+        if free is not None:
+            limit = min(limit, free)
+        where = [sql.task.c.group_name == group]
+        if full := slots.full_jobs():
+            where.append(sql.task.c.job_id.not_in(full))
+    if limit <= 0:
+        return []
+    candidates = conn.execute(
+        select(sql.task.c.id, sql.task.c.job_id, sql.task.c.group_name)
+        .where(UNQUEUED, *where).order_by(*sql.READY_ORDER).limit(limit)
+        .with_for_update(skip_locked=True)).all()
+    chosen = [row.id for row in candidates if slots.take(row.job_id, row.group_name)]
+    if not chosen:
+        return []
+    rows = conn.execute(update(sql.task).where(sql.task.c.id.in_(chosen), UNQUEUED)
+                        .values(queued=True).returning(*sql.DISPATCH_COLUMNS)).all()
+    order = {task_id: n for n, task_id in enumerate(chosen)}
+    return sorted(queued(rows), key=lambda d: order[d.task_id])
 
 
 def unqueued_groups(session: Session) -> list[str]:
@@ -61,5 +104,5 @@ def unqueued_groups(session: Session) -> list[str]:
 def queued(rows: Any) -> list[Dispatch]:
     """The dispatches among :data:`statements.DISPATCH_COLUMNS` rows: every ready task but
     client ones."""
-    return [Dispatch(row[0], row[1], row[2], row[3], row[4], timeout=row[6])
+    return [Dispatch(row[0], row[1], row[2], row[3], row[4], timeout=row[6], rank=row[7])
             for row in rows if not row[5]]

@@ -62,15 +62,16 @@ def next_ready(session: Session, *, group: str | None = None, job: int | None = 
     if job is not None:
         params: dict[str, Any] = {"p_job": job, "p_limit": limit}
         if job not in slots.jobs and not slots.any_capped_group():
-            return queued(conn.execute(steps.of(session).choose_some(sql.QUEUE_OF_JOB), params))
+            return in_order(conn.execute(steps.of(session).choose_some(sql.QUEUE_OF_JOB),
+                                         params))
         where: list[Any] = [sql.task.c.job_id == job]
         limit = min(limit, slots.jobs.get(job, limit))
     else:
         params = {"p_group": group, "p_limit": limit}
         free = slots.group(str(group))
         if free is None and not slots.jobs:
-            return queued(conn.execute(steps.of(session).choose_some(sql.QUEUE_OF_GROUP),
-                                       params))
+            return in_order(conn.execute(steps.of(session).choose_some(sql.QUEUE_OF_GROUP),
+                                         params))
         if free is not None:
             limit = min(limit, free)
         where = [sql.task.c.group_name == group]
@@ -99,6 +100,13 @@ def unqueued_groups(session: Session) -> list[str]:
     first = (select(sql.task.c.id).where(UNQUEUED, sql.task.c.group_name == BatchGroup.name)
              .limit(1).scalar_subquery())
     return list(session.execute(select(BatchGroup.name).where(first.is_not(None))).scalars())
+
+
+def in_order(rows: Any) -> list[Dispatch]:
+    """The dispatches of an update's rows (which come back in no set order) highest rank
+    first, then by id (the order tasks of one start, or of one job, became ready), so
+    that equal priorities are published first ready first."""
+    return sorted(queued(rows), key=lambda d: (-d.rank, d.task_id))
 
 
 def queued(rows: Any) -> list[Dispatch]:

@@ -435,8 +435,8 @@ def _check_task_fields(task: TaskSpec) -> None:
 def _priority(value: Any, task: str | None) -> Priority:
     """A priority word (``low | normal | high | critical``), or InvalidValue naming it."""
     if not isinstance(value, str):
-        raise InvalidValue("priority must be one of low | normal | high | critical", task=task,
-                           field="priority", value=value)
+        raise InvalidValue(f"{value!r} is not one of low | normal | high | critical",
+                           task=task, field="priority", value=value)
     chosen: Priority = _word(Priority, value, task, "priority")
     return chosen
 
@@ -447,7 +447,7 @@ def _check_max_concurrency(value: Any) -> None:
         return
     if isinstance(value, bool) or not isinstance(value, int) or not \
             1 <= value <= MAX_CONCURRENCY:
-        raise InvalidValue(f"max_concurrency must be a whole number from 1 to "
+        raise InvalidValue(f"{value!r}: max_concurrency must be a whole number from 1 to "
                            f"{MAX_CONCURRENCY} (or null: no cap)", field="max_concurrency",
                            value=value)
 

@@ -54,8 +54,8 @@ def parse_cap(value: Any) -> int | None:
     except (TypeError, ValueError):
         cap = -1
     if cap < 0 or cap > 1_000_000 or str(value).strip() not in (str(cap), f"+{cap}"):
-        raise InvalidValue("max_concurrency is a whole number from 0 (paused) to 1000000, "
-                           "or none (no cap)", field="max_concurrency", value=value)
+        raise InvalidValue(f"{value!r}: max_concurrency is a whole number from 0 (paused) "
+                           "to 1000000, or none (no cap)", field="max_concurrency", value=value)
     return cap
 
 

@@ -126,6 +126,9 @@ class Slots:
     def full_jobs(self) -> list[int]:
         return [j for j, free in self.jobs.items() if free <= 0]
 
+    def full_groups(self) -> list[str]:
+        return [g for g, free in self._groups.items() if free is not None and free <= 0]
+
     def take(self, job_id: int, group_name: str) -> bool:
         """Use a slot of the task's job and group if both have one (or no cap)."""
         job_free = self.jobs.get(job_id)

@@ -75,21 +75,36 @@ def next_ready(session: Session, *, group: str | None = None, job: int | None = 
         if free is not None:
             limit = min(limit, free)
         where = [sql.task.c.group_name == group]
-        if full := slots.full_jobs():
-            where.append(sql.task.c.job_id.not_in(full))
-    if limit <= 0:
-        return []
-    candidates = conn.execute(
-        select(sql.task.c.id, sql.task.c.job_id, sql.task.c.group_name)
-        .where(UNQUEUED, *where).order_by(*sql.READY_ORDER).limit(limit)
-        .with_for_update(skip_locked=True)).all()
-    chosen = [row.id for row in candidates if slots.take(row.job_id, row.group_name)]
-    if not chosen:
-        return []
-    rows = conn.execute(update(sql.task).where(sql.task.c.id.in_(chosen), UNQUEUED)
-                        .values(queued=True).returning(*sql.DISPATCH_COLUMNS)).all()
-    order = {task_id: n for n, task_id in enumerate(chosen)}
-    return sorted(queued(rows), key=lambda d: order[d.task_id])
+    return _within_caps(session, slots, where, limit)
+
+
+def _within_caps(session: Session, slots: Slots, where: list[Any], limit: int,
+                 ) -> list[Dispatch]:
+    """:func:`next_ready` where a cap is in the way: the candidates in order, each taken
+    if its job and group have a free slot. A candidate passed over fills its job or group,
+    which the next round leaves out, so a capped job's backlog never hides the tasks
+    behind it; each round takes a task or leaves one more job or group out."""
+    conn = session.connection()
+    dispatches: list[Dispatch] = []
+    while len(dispatches) < limit:
+        wanted = limit - len(dispatches)
+        query = (select(sql.task.c.id, sql.task.c.job_id, sql.task.c.group_name)
+                 .where(UNQUEUED, *where).order_by(*sql.READY_ORDER).limit(wanted)
+                 .with_for_update(skip_locked=True))
+        if full_jobs := slots.full_jobs():
+            query = query.where(sql.task.c.job_id.not_in(full_jobs))
+        if full_groups := slots.full_groups():
+            query = query.where(sql.task.c.group_name.not_in(full_groups))
+        candidates = conn.execute(query).all()
+        chosen = [row.id for row in candidates if slots.take(row.job_id, row.group_name)]
+        if chosen:
+            rows = conn.execute(update(sql.task).where(sql.task.c.id.in_(chosen), UNQUEUED)
+                                .values(queued=True).returning(*sql.DISPATCH_COLUMNS)).all()
+            order = {task_id: n for n, task_id in enumerate(chosen)}
+            dispatches += sorted(queued(rows), key=lambda d: order[d.task_id])
+        if len(candidates) < wanted:
+            break       # nothing more is ready
+    return dispatches
 
 
 def unqueued_groups(session: Session) -> list[str]:
@@ -100,6 +115,7 @@ def unqueued_groups(session: Session) -> list[str]:
     first = (select(sql.task.c.id).where(UNQUEUED, sql.task.c.group_name == BatchGroup.name)
              .limit(1).scalar_subquery())
     return list(session.execute(select(BatchGroup.name).where(first.is_not(None))).scalars())
+
 
 
 def in_order(rows: Any) -> list[Dispatch]:

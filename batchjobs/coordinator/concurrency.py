@@ -48,13 +48,14 @@ def claim_capped(params: dict[str, Any], settings: Settings) -> tuple[Any, str] 
             return None
         group_name = found.group_name
         group_cap, job_cap = lock_caps(session, group_name, params["p_job"])
-        full = (group_cap is not None and executing(session, group=group_name) >= group_cap) \
-            or (job_cap is not None and executing(session, job=params["p_job"]) >= job_cap)
-        if full:
+        full = ("group" if group_cap is not None
+                and executing(session, group=group_name) >= group_cap
+                else "job" if job_cap is not None
+                and executing(session, job=params["p_job"]) >= job_cap else None)
+        if full is not None:
             conn.execute(sql.UNQUEUE, {"p_task": params["p_task"]})
             log.info("task %s of job %s refused: its %s is at its concurrency cap; fed again "
-                     "when a slot frees", params["p_task"], params["p_job"],
-                     "group" if group_cap is not None else "job")
+                     "when a slot frees", params["p_task"], params["p_job"], full)
             return None
         row = steps.of(session).claim_in(conn, params, sql.CLAIM_CAPPED)
         return None if row is None else (row, group_name)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import insert, select
 
-from . import clock, queues, store
+from . import clock, priority, queues, store
 from .errors import DispatchError, InvalidRecurrence, JobNotFound, TaskNotFound
 from .models import Attempt, BatchGroup, Condition, Job, Task
 from .settings import Settings, get_settings
@@ -77,6 +77,8 @@ def submit(job: JobSpec, *, user: str | None = None, hold: bool = False,
     starts_now = not hold and (run_at is None or run_at <= now)
     ready_now = {t.name for t in job.tasks
                  if starts_now and not t.depends_on and not t.after_jobs}
+    ranks = {t.name: priority.rank(t.priority if t.priority is not None else job.priority)
+             for t in job.tasks}
     with store.transaction(settings) as session:
         from .owners import check_submitter
 
@@ -87,6 +89,7 @@ def submit(job: JobSpec, *, user: str | None = None, hold: bool = False,
             company=job.company, created_by=user, created_at=now, run_at=run_at,
             task_count=len(job.tasks), remaining=len(job.tasks), failed=0,
             recurrence=recurrence.to_json() if recurrence else None, run_number=1,
+            priority=priority.rank(job.priority), max_concurrency=job.max_concurrency,
         ).returning(Job.id)).scalar_one()
         runs.new_run(session, job_id, 1, status=status, scheduled_at=run_at or now)
         ids = dict(zip((t.name for t in job.tasks),
@@ -112,6 +115,7 @@ def submit(job: JobSpec, *, user: str | None = None, hold: bool = False,
              "attempt_base": 0, "client": clients[t.name],
              "timeout": t.timeout if t.timeout is not None else job.timeout,
              **_retry_columns(job.retry_policy(t)),
+             "priority": ranks[t.name], "rank": ranks[t.name],
              "run_as": user, "dependents": dependents[t.name]}
             for t in job.tasks
         ])
@@ -166,6 +170,7 @@ def status(job_id: int, *, settings: Settings | None = None) -> dict[str, Any]:
             "ended_at": clock.iso(job.ended_at), "alert": job.alert, "company": job.company,
             "run": job.run_number, "recurrence": job.recurrence,
             "hold_reason": job.hold_reason, "changes": _changes(session, job_id),
+            "priority": priority.word(job.priority), "max_concurrency": job.max_concurrency,
             "tasks": [{**_task_status(t, last.get(t.id)), "after_jobs": after.get(t.id, [])}
                       for t in tasks],
         }
@@ -188,6 +193,7 @@ def _task_status(task: Task, attempt: Attempt | None) -> dict[str, Any]:
         "retries": task.retries, "retry_delay": task.retry_delay,
         "retry_backoff": task.retry_backoff, "retry_max_delay": task.retry_max_delay,
         "retry_on": task.retry_on, "not_before": clock.iso(task.not_before),
+        "priority": priority.word(task.priority), "effective_priority": priority.word(task.rank),
     }
 
 

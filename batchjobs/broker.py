@@ -5,7 +5,8 @@ consumer polling the folder can pick up a half-written file, fail to decode
 it and stop consuming (the message is lost). Here a producer writes into a
 ``tmp`` folder and renames the file into the queue folder (atomic on POSIX),
 and a consumer claims a file by renaming it into its own ``claimed`` folder
-on the same filesystem, so exactly one consumer gets each message.
+on the same filesystem, so exactly one consumer gets each message. A message's file
+name starts with its priority, so that a consumer takes the highest first.
 
 Registered with kombu as the ``embedded://`` transport.
 """
@@ -54,7 +55,9 @@ class Channel(filesystem.Channel):
 
     # kombu's own base classes disagree on this signature; the filesystem channel's wins.
     def _put(self, queue: str, payload: Any, **kwargs: Any) -> None:  # type: ignore[override]
-        filename = f"{time.time_ns():020d}_{uuid.uuid4().hex}.{queue}.msg"
+        # Consumers take files in name order: the highest priority first, then the oldest.
+        rank = self.max_priority - self._get_message_priority(payload)
+        filename = f"p{rank}_{time.time_ns():020d}_{uuid.uuid4().hex}.{queue}.msg"
         tmp_path = os.path.join(self.tmp_folder, filename)
         with open(tmp_path, "wb") as f:
             f.write(str_to_bytes(dumps(payload)))

@@ -11,6 +11,8 @@ File shape (optional keys with their defaults)::
     company: null
     run_at: null            # ISO-8601 with offset; null = now
     recurrence: null        # {cron: "0 2 * * 1-5" | every: 90m, timezone, end_after, end_by}
+    priority: normal        # low | normal | high | critical (each task may set its own)
+    max_concurrency: null   # at most N of its tasks execute at once; null = no cap
     tasks:
       - name: TASK 1
         process: batchjobs.examples.sleep
@@ -24,6 +26,7 @@ File shape (optional keys with their defaults)::
         retry_backoff: null # the n-th retry waits retry_delay × backoff^(n−1) (default 1)
         retry_max_delay: null  # the cap on that wait
         retry_on: null      # [KeyError, myapp.errors.Busy]: only these are retried
+        priority: null      # null = the job's
         depends_on:
           - {task: TASK 0, status: ended}   # ended | error | finished
           - {job: 42, status: ended}        # another job's outcome (job_conditions.py)
@@ -54,6 +57,8 @@ from .errors import (
     UnknownGroup,
 )
 from .models import Job, Task
+from .priority import DEFAULT as DEFAULT_PRIORITY
+from .priority import Priority
 from .processes import get_process, import_configured
 from .recurrence import Recurrence, parse_recurrence
 from .retry import Policy, policy_of
@@ -73,9 +78,12 @@ MAX_JOB_ID = 2**31 - 1
 #: The retry policy's keys (:mod:`batchjobs.retry`), on a task or as the job's defaults.
 RETRY_KEYS = ("retry_delay", "retry_backoff", "retry_max_delay", "retry_on")
 JOB_KEYS = frozenset({"description", "alert", "company", "run_at", "recurrence", "tasks",
-                      "timeout", *RETRY_KEYS})
+                      "timeout", "priority", "max_concurrency", *RETRY_KEYS})
 TASK_KEYS = frozenset({"name", "process", "kwargs", "group", "company", "retries",
-                       "ignore_failure", "condition", "depends_on", "timeout", *RETRY_KEYS})
+                       "ignore_failure", "condition", "depends_on", "timeout", "priority",
+                       *RETRY_KEYS})
+#: Largest ``max_concurrency`` (the database's integer; more threads than any site has).
+MAX_CONCURRENCY = 1_000_000
 DEPENDENCY_KEYS = frozenset({"task", "job", "status"})
 
 
@@ -132,6 +140,8 @@ class TaskSpec:
     retry_on: list[str] | None = None
     #: Conditions on other jobs' outcomes.
     after_jobs: list[JobDependency] = field(default_factory=list)
+    #: ``low | normal | high | critical`` (None: the job's).
+    priority: Priority | str | None = None
 
     def after(self, parent: TaskSpec | str | JobRef,
               status: Expected | str = Expected.ENDED) -> TaskSpec:
@@ -155,6 +165,7 @@ class TaskSpec:
             + [d.to_dict() for d in self.after_jobs],
             **({} if self.timeout is None else {"timeout": self.timeout}),
             **_retry_dict(self),
+            **({} if self.priority is None else {"priority": str(self.priority)}),
         }
 
 
@@ -188,6 +199,10 @@ class JobSpec:
     retry_backoff: float | None = None
     retry_max_delay: float | str | None = None
     retry_on: list[str] | None = None
+    #: The priority of its tasks that set none: ``low | normal | high | critical``.
+    priority: Priority | str = DEFAULT_PRIORITY
+    #: At most this many of its tasks execute at once, across all servers (None: no cap).
+    max_concurrency: int | None = None
 
     def __post_init__(self) -> None:
         self.alert = _word(Alert, self.alert, None, "alert")
@@ -203,7 +218,8 @@ class JobSpec:
                  timeout: float | None = None, retry_delay: float | str | None = None,
                  retry_backoff: float | None = None,
                  retry_max_delay: float | str | None = None,
-                 retry_on: Iterable[str] | None = None) -> TaskSpec:
+                 retry_on: Iterable[str] | None = None,
+                 priority: Priority | str | None = None) -> TaskSpec:
         """Add a task and return it; ``depends_on`` items are ``(parent, status)`` or a parent
         (status ``ended``); a parent is a task (or its name) or another job
         (:class:`JobRef`)."""
@@ -212,7 +228,7 @@ class JobSpec:
                         condition=_word(ConditionType, condition, name, "condition"),
                         timeout=timeout, retry_delay=retry_delay, retry_backoff=retry_backoff,
                         retry_max_delay=retry_max_delay,
-                        retry_on=_names(retry_on))
+                        retry_on=_names(retry_on), priority=priority)
         for item in depends_on:
             if isinstance(item, tuple):
                 spec.after(*item)
@@ -230,6 +246,8 @@ class JobSpec:
             "tasks": [t.to_dict() for t in self.tasks],
             **({} if self.timeout is None else {"timeout": self.timeout}),
             **_retry_dict(self),
+            **({} if str(self.priority) == DEFAULT_PRIORITY else {"priority": str(self.priority)}),
+            **({} if self.max_concurrency is None else {"max_concurrency": self.max_concurrency}),
         }
 
     # -- validation -----------------------------------------------------------
@@ -252,6 +270,8 @@ class JobSpec:
             raise InvalidValue("a job needs at least one task", field="tasks", value=[])
         _check_timeout(self.timeout, None)
         self.retry_policy(None)
+        self.priority = _priority(self.priority, None)
+        _check_max_concurrency(self.max_concurrency)
         names: set[str] = set()
         for task in self.tasks:
             _check_task_fields(task)
@@ -388,7 +408,9 @@ def job_from_dict(data: Any) -> JobSpec:
                   company=data.get("company"), run_at=data.get("run_at"),
                   recurrence=data.get("recurrence"), timeout=data.get("timeout"),
                   retry_delay=data.get("retry_delay"), retry_backoff=data.get("retry_backoff"),
-                  retry_max_delay=data.get("retry_max_delay"), retry_on=data.get("retry_on"))
+                  retry_max_delay=data.get("retry_max_delay"), retry_on=data.get("retry_on"),
+                  priority=data.get("priority", DEFAULT_PRIORITY),
+                  max_concurrency=data.get("max_concurrency"))
     for index, item in enumerate(tasks_data):
         if not isinstance(item, Mapping):
             raise MalformedDefinition(f"task #{index + 1} must be a mapping", field="tasks",
@@ -417,7 +439,7 @@ def job_from_dict(data: Any) -> JobSpec:
                             timeout=item.get("timeout"), retry_delay=item.get("retry_delay"),
                             retry_backoff=item.get("retry_backoff"),
                             retry_max_delay=item.get("retry_max_delay"),
-                            retry_on=item.get("retry_on"))
+                            retry_on=item.get("retry_on"), priority=item.get("priority"))
         for dep in deps:
             if not isinstance(dep, Mapping) or ("task" in dep) == ("job" in dep):
                 raise MalformedDefinition("each depends_on item needs 'task' or 'job' (and "
@@ -493,6 +515,28 @@ def _check_task_fields(task: TaskSpec) -> None:
         check_text(task.company, task=task.name, field="company", column=Task.company)
 
     _check_timeout(task.timeout, task.name)
+    if task.priority is not None:
+        task.priority = _priority(task.priority, task.name)
+
+
+def _priority(value: Any, task: str | None) -> Priority:
+    """A priority word (``low | normal | high | critical``), or InvalidValue naming it."""
+    if not isinstance(value, str):
+        raise InvalidValue(f"{value!r} is not one of low | normal | high | critical",
+                           task=task, field="priority", value=value)
+    chosen: Priority = _word(Priority, value, task, "priority")
+    return chosen
+
+
+def _check_max_concurrency(value: Any) -> None:
+    """A job's cap is a whole number of tasks >= 1 (None: no cap)."""
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or not \
+            1 <= value <= MAX_CONCURRENCY:
+        raise InvalidValue(f"{value!r}: max_concurrency must be a whole number from 1 to "
+                           f"{MAX_CONCURRENCY} (or null: no cap)", field="max_concurrency",
+                           value=value)
 
 
 def check_user(user: str) -> None:

@@ -68,7 +68,7 @@ class Housekeeper(threading.Thread):
             self.every_tick.insert(0, controller.tick)
         self.every_beat: list[Duty] = [functools.partial(duty, settings, broker) for duty in (
             sweeps.fail_lost_attempts, sweeps.republish_lost, sweeps.end_settled_jobs,
-            retention.daily)]
+            retention.daily, sweeps.age_ready)]
         if server is not None:
             self.every_beat.insert(0, self.beat)
         self._last_beat = 0.0

@@ -27,6 +27,7 @@ from sqlalchemy import (
     and_,
     literal_column,
     not_,
+    or_,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -99,6 +100,9 @@ class BatchGroup(Base):
     name: Mapped[str] = mapped_column(String(100), primary_key=True)
     description: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime]
+    #: At most this many of its tasks execute at once, across all servers (0: paused;
+    #: None: no cap). Changed live: :func:`batchjobs.groups.set_group`.
+    max_concurrency: Mapped[int | None] = mapped_column(Integer)
 
 
 class BatchServer(Base):
@@ -159,6 +163,10 @@ class Job(Base):
     #: Why a held job is held when the system held it ("owner alice disabled"); None
     #: for a hold by hand and for any other status.
     hold_reason: Mapped[str | None] = mapped_column(Text)
+    #: The rank of its tasks' default priority (:mod:`batchjobs.priority`).
+    priority: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    #: At most this many of its tasks execute at once, across all servers (None: no cap).
+    max_concurrency: Mapped[int | None] = mapped_column(Integer)
 
     __table_args__ = (Index("ix_jobs_status_run_at", "status", "run_at"),
                       Index("ix_jobs_status_ended_at", "status", "ended_at"))
@@ -291,6 +299,10 @@ class Task(Base):
     #: A ready task whose retry is delayed: not queued, not claimable before this instant
     #: (the database's clock); a housekeeper clears it when it is due.
     not_before: Mapped[datetime | None]
+    #: Its priority's rank as declared, and as it stands now: ``rank`` orders ready tasks
+    #: (highest first) and rises as the task waits (:mod:`batchjobs.priority`).
+    priority: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    rank: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
 
     __table_args__ = (
         UniqueConstraint("job_id", "name", name="uq_tasks_job_id_name"),
@@ -305,13 +317,22 @@ class Task(Base):
 UNQUEUED = and_(Task.__table__.c.status == TaskStatus.READY.value,
                 not_(Task.__table__.c.queued), not_(Task.__table__.c.client),
                 Task.__table__.c.not_before.is_(None))
-Index("ix_tasks_unqueued", Task.__table__.c.group_name, Task.__table__.c.ready_at,
-      Task.__table__.c.id, postgresql_where=UNQUEUED, sqlite_where=UNQUEUED)
+Index("ix_tasks_unqueued", Task.__table__.c.group_name, Task.__table__.c.rank.desc(),
+      Task.__table__.c.ready_at, Task.__table__.c.id, postgresql_where=UNQUEUED,
+      sqlite_where=UNQUEUED)
 #: Ready tasks whose retry waits for its instant: what the housekeepers release when due.
 DELAYED = and_(Task.__table__.c.status == TaskStatus.READY.value,
                Task.__table__.c.not_before.is_not(None))
 Index("ix_tasks_delayed", Task.__table__.c.not_before, postgresql_where=DELAYED,
       sqlite_where=DELAYED)
+#: Tasks that hold or will soon hold a thread: executing, or ready with a message on the
+#: broker. What a concurrency cap counts (:mod:`batchjobs.coordinator.concurrency`); the
+#: index stays as small as the queues and the threads, whatever the backlog.
+IN_FLIGHT = or_(Task.__table__.c.status == TaskStatus.EXECUTING.value,
+                and_(Task.__table__.c.status == TaskStatus.READY.value,
+                     Task.__table__.c.queued))
+Index("ix_tasks_in_flight", Task.__table__.c.group_name, Task.__table__.c.job_id,
+      postgresql_where=IN_FLIGHT, sqlite_where=IN_FLIGHT)
 
 
 class Condition(Base):

@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .errors import ConfigError, DispatchError
+from .priority import message_priority
 from .settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,8 @@ class Dispatch:
     group: str
     #: Seconds its process may run: the message's hard time limit (None: no limit).
     timeout: float | None = None
+    #: Its priority's rank now (:mod:`batchjobs.priority`): the message's priority.
+    rank: int = 1
 
 
 def publish(dispatches: Iterable[Dispatch], *, settings: Settings | None = None) -> int:
@@ -80,6 +83,7 @@ def publish(dispatches: Iterable[Dispatch], *, settings: Settings | None = None)
                     d.process, args=[d.task_id], kwargs={"job": d.job_id, "task": d.name},
                     task_id=message_id(d), queue=queue_name(d.group),
                     routing_key=queue_name(d.group), producer=producer, time_limit=d.timeout,
+                    priority=message_priority(d.rank, settings.broker_url),
                 )
     except (OperationalError, OSError) as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

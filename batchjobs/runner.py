@@ -18,6 +18,7 @@ from typing import Any
 from . import incarnation, queues
 from .app import app
 from .coordinator import claim, record
+from .coordinator.concurrency import feed_freed
 from .errors import TaskFailed
 from .execution import execute
 from .processes import registered
@@ -97,6 +98,8 @@ def _run(self: Any, task_id: int, job: int) -> str:
                         log=result.log, settings=settings, incarnation=token,
                         failure=result.failure)
     queues.publish(dispatches, settings=settings)
+    if claimed.capped and claimed.group is not None:
+        queues.publish(feed_freed(claimed.job_id, claimed.group, settings), settings=settings)
     if result.outcome is Outcome.ERROR:
         # Chained to the process's own exception, so the traceback Celery sends with its
         # task-failed event (and Flower shows) is the process's.

@@ -111,7 +111,7 @@ def reset_tasks(session: Session, job_id: int, task_ids: list[int] | None = None
         query = query.where(_task.c.id.in_(task_ids))
     session.connection().execute(query.values(
         status=TaskStatus.WAITING.value, met=0, unmet=0, reason=None, ready_at=None,
-        not_before=None, attempt_base=_task.c.attempts))
+        not_before=None, attempt_base=_task.c.attempts, rank=_task.c.priority))
 
 
 def history(session: Session, job_id: int) -> list[dict[str, Any]]:

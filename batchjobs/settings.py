@@ -34,6 +34,12 @@ REPUBLISH_AFTER = 30.0
 #: Messages a batch group's queue is kept at: a job starting with more ready tasks
 #: publishes this many, and housekeepers publish more as the queue drains.
 QUEUE_DEPTH = 1000
+#: The highest message priority RabbitMQ queues are declared with (``x-max-priority``):
+#: one level per rank above ``low`` (:mod:`batchjobs.priority`).
+PRIORITY_LEVELS = 3
+#: Seconds a ready task waits before its priority rises one rank (twice that: two ranks,
+#: up to critical), so that a stream of higher tasks never starves a lower one. 0: never.
+PRIORITY_AGING = 600.0
 #: Seconds without a heartbeat after which a server is presumed dead and its tasks lost.
 SERVER_TIMEOUT = 30.0
 #: Seconds between two passes of a housekeeper.
@@ -65,6 +71,8 @@ class Settings:
     republish_after: float = REPUBLISH_AFTER
     server_timeout: float = SERVER_TIMEOUT
     queue_depth: int = QUEUE_DEPTH
+    #: ``BATCHJOBS_PRIORITY_AGING``: see :data:`PRIORITY_AGING` (0 turns aging off).
+    priority_aging: float = PRIORITY_AGING
     #: Alert sinks: ``smtp://[user[:password]@]host[:port]`` (or ``smtps://``,
     #: ``smtp+starttls://``) with its sender address, and a webhook URL. None = off.
     smtp_url: str | None = None
@@ -117,6 +125,7 @@ class Settings:
                    republish_after=_seconds(env, "BATCHJOBS_REPUBLISH_AFTER", REPUBLISH_AFTER),
                    server_timeout=_seconds(env, "BATCHJOBS_SERVER_TIMEOUT", SERVER_TIMEOUT),
                    queue_depth=_count(env, "BATCHJOBS_QUEUE_DEPTH", QUEUE_DEPTH),
+                   priority_aging=_aging(env),
                    smtp_url=env.get("BATCHJOBS_SMTP_URL") or None,
                    alert_email_from=env.get("BATCHJOBS_ALERT_EMAIL_FROM") or "batchjobs@localhost",
                    alert_webhook=env.get("BATCHJOBS_ALERT_WEBHOOK") or None,
@@ -144,7 +153,10 @@ class Settings:
         if not self.embedded_broker:
             # A redelivered message is harmless (the claim refuses it), so the
             # visibility timeout only bounds how long a dead worker's message waits.
-            return {"broker_url": self.broker_url,
+            # Priorities: RabbitMQ queues are declared with x-max-priority (a queue declared
+            # without it must be deleted once, while empty, to be declared again with it);
+            # kombu's Redis transport keeps its default steps 0, 3, 6, 9.
+            return {"broker_url": self.broker_url, "task_queue_max_priority": PRIORITY_LEVELS,
                     "broker_transport_options": {"visibility_timeout": 3600}}
         from .broker import register
 
@@ -234,6 +246,12 @@ def _flag(env: Mapping[str, str], name: str) -> bool:
         return True
     raise ConfigError(f"{name} must be 1 or 0 (true/false, yes/no, on/off), not {raw!r}",
                       name=name)
+def _aging(env: Mapping[str, str]) -> float:
+    """``BATCHJOBS_PRIORITY_AGING``: seconds, or 0 (aging off)."""
+    name = "BATCHJOBS_PRIORITY_AGING"
+    if env.get(name, "").strip() in ("0", "0.0"):
+        return 0.0
+    return _seconds(env, name, PRIORITY_AGING)
 
 
 def _offset(env: Mapping[str, str], name: str) -> float:

@@ -57,7 +57,8 @@ def test_rerun_prints_the_job_and_how_many_tasks_run_again(tmp_path):
 def test_group_add_prints_the_group_and_whether_it_was_created():
     created = as_json("group", "add", "BG1", "--description", "nightly")
     assert created == {"name": "BG1", "description": "nightly", "servers": [],
-                       "unfinished_tasks": 0, "created": True}
+                       "unfinished_tasks": 0, "executing_tasks": 0, "max_concurrency": None,
+                       "created": True}
     assert as_json("group", "add", "BG1")["created"] is False
 
 

@@ -13,6 +13,7 @@ from .. import clock, store
 from ..graph import holds
 from ..settings import Settings
 from ..status import TaskStatus
+from .concurrency import claim_capped
 
 
 @dataclass(frozen=True)
@@ -31,24 +32,34 @@ class Claim:
     #: expects ``ended`` or ``finished``); None when a success needs the full
     #: propagation. See :func:`batchjobs.coordinator.outcome.record`.
     readied_by_success: tuple[int, ...] | None = None
+    #: Its job or group has a concurrency cap: when it ends, the next ready task of
+    #: that job and group is fed (:func:`batchjobs.coordinator.concurrency.feed_freed`).
+    capped: bool = False
+    group: str | None = None
 
 
 def claim(task_id: int, job_id: int, server: str, message_id: str | None = None, *,
           settings: Settings, incarnation: str | None = None) -> Claim | None:
     """Atomically take a ready task for ``server``; None if it is not ready any more, or
     if ``incarnation`` (a batch server's) no longer holds the server's name or the server
-    does not serve the task's group.
+    does not serve the task's group, or if its job or group is at its concurrency cap.
 
-    ``message_id`` (Celery's) is kept on the attempt so ``cancel`` can revoke it."""
+    ``message_id`` (Celery's) is kept on the attempt so ``cancel`` can revoke it. The
+    hot path's one statement claims a task without a cap; only when it claims nothing
+    is the capped claim tried (:func:`concurrency.claim_capped`)."""
     params = {"p_job": job_id, "p_task": task_id, "p_server": server, "p_now": clock.now(),
               "p_message": message_id, "p_incarnation": incarnation}
     with store.atomic(settings) as (steps, conn):
         row = steps.claim(conn, params)
+    group = None
     if row is None:
-        return None
+        capped = claim_capped(params, settings)
+        if capped is None:
+            return None
+        row, group = capped
     name, process, kwargs, company, user, attempt, _base, dependents = row
     return Claim(task_id, job_id, name, process, dict(kwargs or {}), company, user, attempt,
-                 readied_by_success(dependents))
+                 readied_by_success(dependents), capped=group is not None, group=group)
 
 
 def readied_by_success(dependents: list[Any] | None) -> tuple[int, ...] | None:

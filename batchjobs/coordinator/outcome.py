@@ -93,7 +93,7 @@ def _after_success_at_once(rows: list[Any], settings: Settings) -> list[Dispatch
         return []     # recorded already
     first = rows[0]
     dispatches = [Dispatch(r.id, r.child_job_id, r.child_name, r.process, r.group_name,
-                           timeout=r.child_timeout)
+                           timeout=r.child_timeout, rank=r.child_rank)
                   for r in rows if r.child_status == TaskStatus.READY and not r.client]
     if first.remaining <= 0:
         with store.transaction(settings) as session:

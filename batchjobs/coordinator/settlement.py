@@ -49,7 +49,7 @@ def propagate(session: Session, job_id: int, name: str, status: TaskStatus,
                 if not child.client:
                     dispatches.append(Dispatch(child.id, child.job_id, child.name,
                                                child.process, child.group_name,
-                                               timeout=child.timeout))
+                                               timeout=child.timeout, rank=child.rank))
             elif child.status == TaskStatus.NOT_RUN:
                 finished += 1
                 if child.condition_type == ConditionType.ANY:

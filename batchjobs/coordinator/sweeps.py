@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from .. import clock, queues, store
 from ..models import RUNNING, Attempt, BatchGroup, BatchServer, Job, User
+from ..priority import aging_cutoffs
 from ..settings import Settings
 from ..status import JobStatus, Outcome
 from ..store import statements as sql
@@ -107,6 +108,22 @@ def feed_queues(settings: Settings, broker: Broker) -> None:
         with store.transaction(settings) as session:
             dispatches = queue_ready(session, group, room)
         queues.publish(dispatches, settings=settings)
+
+
+def age_ready(settings: Settings, broker: Broker, *, limit: int = 1000) -> None:
+    """Ready tasks that have waited long enough rise one rank (no starvation:
+    :mod:`batchjobs.priority`); those with a message on the broker are published again
+    with their new rank (the claim drops whichever of the two messages comes second)."""
+    if settings.priority_aging <= 0:
+        return
+    with store.transaction(settings) as session:
+        params = {**aging_cutoffs(clock.now(), settings.priority_aging), "p_limit": limit}
+        kind, conn = steps.of(session), session.connection()
+        conn.execute(kind.choose_some(sql.AGE_UNQUEUED), params)
+        risen = queued(conn.execute(kind.choose_some(sql.AGE_QUEUED), params).all())
+    if risen:
+        log.info("%d waiting ready task(s) rose a priority rank", len(risen))
+        queues.publish(risen, settings=settings)
 
 
 def fail_lost_attempts(settings: Settings, broker: Broker) -> None:

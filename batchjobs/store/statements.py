@@ -31,7 +31,17 @@ from sqlalchemy import (
     update,
 )
 
-from ..models import UNQUEUED, Attempt, BatchServer, Job, ServerGroup, Task, UTCDateTime
+from ..models import (
+    UNQUEUED,
+    Attempt,
+    BatchGroup,
+    BatchServer,
+    Job,
+    ServerGroup,
+    Task,
+    UTCDateTime,
+)
+from ..priority import HIGHEST
 from ..status import ConditionType, JobStatus, Outcome, TaskStatus
 
 task = Task.__table__
@@ -39,11 +49,15 @@ attempt = Attempt.__table__
 job = Job.__table__
 server = BatchServer.__table__
 server_group = ServerGroup.__table__
+batch_group = BatchGroup.__table__
 
 #: A dispatch's columns, then ``client`` (a ready client task is not queued: it waits
-#: for ``batchjobs run-client``), then the task's ``timeout`` (its message's time limit).
+#: for ``batchjobs run-client``), then the task's ``timeout`` (its message's time limit)
+#: and ``rank`` (its message's priority).
 DISPATCH_COLUMNS = (task.c.id, task.c.job_id, task.c.name, task.c.process, task.c.group_name,
-                    task.c.client, task.c.timeout)
+                    task.c.client, task.c.timeout, task.c.rank)
+#: The order ready tasks are taken in: the highest rank, then the first ready.
+READY_ORDER = (task.c.rank.desc(), task.c.ready_at, task.c.id)
 #: What a claim returns of the task row: all a process needs to run.
 CLAIMED_COLUMNS = (task.c.name, task.c.process, task.c.kwargs, task.c.company, task.c.run_as,
                    task.c.attempts, task.c.attempt_base, task.c.dependents)
@@ -95,11 +109,11 @@ START_ROOTS = (update(task).where(task.c.job_id == bindparam("p_job"),
                                   task.c.n_conditions == 0)
                .values(status=TaskStatus.READY.value, ready_at=NOW, queued=False))
 #: Unqueued ready tasks of a starting job, marked queued to be published.
-QUEUE_OF_JOB = ChooseSome((UNQUEUED, task.c.job_id == bindparam("p_job")), (task.c.id,),
-                          {"queued": True})
-#: Unqueued ready tasks of a group, oldest first: a housekeeper's feed.
+QUEUE_OF_JOB = ChooseSome((UNQUEUED, task.c.job_id == bindparam("p_job")),
+                          (task.c.rank.desc(), task.c.id), {"queued": True})
+#: Unqueued ready tasks of a group, highest rank first, then oldest: a housekeeper's feed.
 QUEUE_OF_GROUP = ChooseSome((UNQUEUED, task.c.group_name == bindparam("p_group")),
-                            (task.c.ready_at, task.c.id), {"queued": True})
+                            READY_ORDER, {"queued": True})
 
 def _serves() -> Any:
     """The claiming batch server still holds its name (its incarnation is the record's:
@@ -113,14 +127,36 @@ def _serves() -> Any:
     return or_(cast(INCARNATION, String()).is_(None), and_(holds_name, serves_group))
 
 
-CLAIM = (update(task).where(task.c.id == bindparam("p_task"),
-                            guard(task.c.job_id, bindparam("p_job")),
-                            guard(task.c.status, TaskStatus.READY.value),
-                            # a delayed retry is not claimable before it is released, even
-                            # by an old message the broker delivers again
-                            task.c.not_before.is_(None), _serves())
-         .values(status=TaskStatus.EXECUTING.value, attempts=task.c.attempts + 1)
-         .returning(*CLAIMED_COLUMNS))
+def _uncapped() -> Any:
+    """Neither the task's job nor its group has a concurrency cap: two reads by primary
+    key inside the claim. A capped task is claimed by
+    :func:`batchjobs.coordinator.concurrency.claim_capped` instead, which counts."""
+    job_cap = select(job.c.max_concurrency).where(job.c.id == bindparam("p_job"))
+    group_cap = select(batch_group.c.max_concurrency).where(
+        batch_group.c.name == task.c.group_name)
+    return and_(job_cap.scalar_subquery().is_(None), group_cap.scalar_subquery().is_(None))
+
+
+def _claim(*where: Any) -> Any:
+    return (update(task).where(task.c.id == bindparam("p_task"),
+                               guard(task.c.job_id, bindparam("p_job")),
+                               guard(task.c.status, TaskStatus.READY.value),
+                               # a delayed retry is not claimable before it is released,
+                               # even by an old message the broker delivers again
+                               task.c.not_before.is_(None), _serves(), *where)
+            .values(status=TaskStatus.EXECUTING.value, attempts=task.c.attempts + 1)
+            .returning(*CLAIMED_COLUMNS))
+
+
+#: The claim of a task without a cap (the hot path); refused for a capped one.
+CLAIM = _claim(_uncapped())
+#: The claim of a capped task, once its job's and group's rows are locked and counted.
+CLAIM_CAPPED = _claim()
+#: A capped task refused at its claim: left ready, unqueued (its message is consumed),
+#: for a feed to publish again once a slot frees.
+UNQUEUE = (update(task).where(task.c.id == bindparam("p_task"),
+                              guard(task.c.status, TaskStatus.READY.value))
+           .values(queued=False))
 #: The run an attempt belongs to: the job's current one.
 CURRENT_RUN = select(job.c.run_number).where(job.c.id == bindparam("p_job")).scalar_subquery()
 INSERT_ATTEMPT = insert(attempt).values(
@@ -201,5 +237,23 @@ def _stale() -> tuple[Any, ...]:
 
 
 HAS_STALE = select(task.c.id).where(*_stale()).limit(1)
+
+
+def _aged(queued: bool) -> ChooseSome:
+    """Ready tasks (with a message on the broker or not) that have waited long enough
+    to rise one rank: ``k`` agings for the ``k``-th rise (``p_aged<k>``)."""
+    risen = task.c.rank - task.c.priority
+    cutoffs = [bindparam(f"p_aged{k}", type_=UTCDateTime()) for k in range(1, HIGHEST + 1)]
+    due = or_(*(and_(risen == k, task.c.ready_at < cutoff) for k, cutoff in enumerate(cutoffs)))
+    # ``ready_at < p_aged1`` (the latest cutoff) on its own too: an index range to scan.
+    return ChooseSome((task.c.status == TaskStatus.READY.value, task.c.ready_at < cutoffs[0],
+                       task.c.rank < HIGHEST, task.c.queued.is_(queued), due),
+                      (task.c.ready_at, task.c.id), {"rank": task.c.rank + 1})
+
+
+#: Queued tasks that rise a rank: republished with it (the claim drops the older message).
+AGE_QUEUED = _aged(True)
+#: Unqueued tasks that rise a rank: the feeders take them sooner.
+AGE_UNQUEUED = _aged(False)
 #: Stale ready tasks, their ``ready_at`` renewed so that only one caller republishes each.
 REPUBLISH_STALE = ChooseSome(_stale(), (task.c.ready_at, task.c.id), {"ready_at": NOW})

@@ -121,6 +121,16 @@ class Steps(ABC):
         success; ``(job_id, name, dependents, remaining, failed)`` or None if the
         attempt was recorded already."""
 
+    def claim_in(self, conn: Executor, params: dict[str, Any], statement: Any = sql.CLAIM,
+                 ) -> Any:
+        """Inside a transaction: ``statement`` (a claim), then the attempt row if it took
+        the task; the claimed columns or None."""
+        row = conn.execute(statement, params).fetchone()
+        if row is not None:
+            conn.execute(sql.INSERT_ATTEMPT, {**params, "p_number": row.attempts,
+                                              "p_company": row.company, "p_user": row.run_as})
+        return row
+
     def choose_some(self, spec: sql.ChooseSome) -> Any:
         """``spec`` written for this database, built once per spec."""
         entry = self._chosen.get(id(spec))
@@ -267,11 +277,7 @@ class SQLite(Steps):
 
     def claim(self, conn: Executor, params: dict[str, Any]) -> Any:
         # No data-modifying CTE here: the attempt row follows in the same transaction.
-        row = conn.execute(sql.CLAIM, params).fetchone()
-        if row is not None:
-            conn.execute(sql.INSERT_ATTEMPT, {**params, "p_number": row.attempts,
-                                              "p_company": row.company, "p_user": row.run_as})
-        return row
+        return self.claim_in(conn, params)
 
     def success_at_once(self, conn: Executor, params: dict[str, Any]) -> list[Any] | None:
         return None
@@ -383,13 +389,13 @@ def _success_statement() -> Any:
         .returning(task.c.id, task.c.job_id.label("child_job_id"),
                    task.c.name.label("child_name"), task.c.process, task.c.group_name,
                    task.c.client, task.c.status.label("child_status"),
-                   task.c.timeout.label("child_timeout"))
+                   task.c.timeout.label("child_timeout"), task.c.rank.label("child_rank"))
         .cte("decided"))
     columns: Sequence[Any] = (
         finished.c.job_id, finished.c.name, finished.c.dependents, settled.c.remaining,
         settled.c.failed, decided.c.id, decided.c.child_job_id, decided.c.child_name,
         decided.c.process, decided.c.group_name, decided.c.client, decided.c.child_status,
-        decided.c.child_timeout)
+        decided.c.child_timeout, decided.c.child_rank)
     return (select(*columns)
             .select_from(finished.join(settled, true()).outerjoin(decided, true())))
 

@@ -130,6 +130,7 @@ def status(job_id: int, *, settings: Settings | None = None) -> dict[str, Any]:
             raise JobNotFound(job_id)
         tasks = session.execute(select(Task).where(Task.job_id == job_id).order_by(Task.id)
                                 ).scalars().all()
+        names = {t.id: t.name for t in tasks}
         last: dict[int, Attempt] = {}
         for attempt in session.execute(
             select(Attempt).join(Task, Task.id == Attempt.task_id)
@@ -142,11 +143,12 @@ def status(job_id: int, *, settings: Settings | None = None) -> dict[str, Any]:
             "run_at": clock.iso(job.run_at), "started_at": clock.iso(job.started_at),
             "ended_at": clock.iso(job.ended_at), "alert": job.alert, "company": job.company,
             "run": job.run_number, "recurrence": job.recurrence,
-            "tasks": [_task_status(t, last.get(t.id)) for t in tasks],
+            "tasks": [_task_status(t, last.get(t.id), names) for t in tasks],
         }
 
 
-def _task_status(task: Task, attempt: Attempt | None) -> dict[str, Any]:
+def _task_status(task: Task, attempt: Attempt | None,
+                 names: dict[int, str] | None = None) -> dict[str, Any]:
     return {
         "name": task.name, "status": task.status, "group": task.group_name,
         "process": task.process, "company": task.company, "attempts": task.attempts,
@@ -154,6 +156,10 @@ def _task_status(task: Task, attempt: Attempt | None) -> dict[str, Any]:
         "started_at": clock.iso(attempt.started_at) if attempt else None,
         "ended_at": clock.iso(attempt.ended_at) if attempt else None,
         "error": attempt.error if attempt else None, "reason": task.reason,
+        # A task that added tasks at run time stays executing until they have all
+        # finished: open_children says how many have not; spawned_by names the adder.
+        "spawned_by": None if task.spawned_by is None else (names or {}).get(task.spawned_by),
+        "open_children": task.open_children,
     }
 
 

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -47,7 +47,7 @@ from .errors import (
     UnknownGroup,
 )
 from .models import Job, Task
-from .processes import get_process, import_configured
+from .processes import Process, get_process, import_configured
 from .recurrence import Recurrence, parse_recurrence
 from .settings import DEFAULT_GROUP
 from .status import Alert, ConditionType, Expected
@@ -199,13 +199,7 @@ class JobSpec:
         # must know the processes the servers know, and may import nothing else.
         import_configured()
         for task in self.tasks:
-            process = get_process(task.process, task=task.name)
-            _check_depth(task.kwargs, task=task.name, field_name="kwargs")
-            _check_json(task)
-            process.check_kwargs(task.kwargs, task=task.name)
-            if known_groups is not None and task.group not in known_groups:
-                raise UnknownGroup(f"batch group {task.group!r} does not exist", task=task.name,
-                                   field="group", value=task.group)
+            check_task(task, groups=known_groups)
             seen_parents: set[str] = set()
             for dep in task.depends_on:
                 if not isinstance(dep.task, str):
@@ -222,6 +216,28 @@ class JobSpec:
         cycle = find_cycle({t.name: [d.task for d in t.depends_on] for t in self.tasks})
         if cycle:
             raise DependencyCycle(cycle)
+
+
+def check_task(task: TaskSpec, *, groups: Collection[str] | None) -> Process:
+    """The checks of one task that need no other task and no field check (see
+    :func:`check_runtime_task`): its process is registered and batchable, its kwargs are
+    plain JSON that bind to it, its batch group is in ``groups`` (not checked when None).
+    Returns the process."""
+    process = get_process(task.process, task=task.name)
+    _check_depth(task.kwargs, task=task.name, field_name="kwargs")
+    _check_json(task)
+    process.check_kwargs(task.kwargs, task=task.name)
+    if groups is not None and task.group not in groups:
+        raise UnknownGroup(f"batch group {task.group!r} does not exist", task=task.name,
+                           field="group", value=task.group)
+    return process
+
+
+def check_runtime_task(task: TaskSpec, *, groups: Collection[str]) -> Process:
+    """Every check of one task that :meth:`JobSpec.validate` makes without looking at
+    the others: what a running process's ``ctx.add_task`` validates at once."""
+    _check_task_fields(task)
+    return check_task(task, groups=groups)
 
 
 def find_cycle(parents: Mapping[str, list[str]]) -> list[str] | None:

@@ -273,6 +273,13 @@ class Task(Base):
     queued: Mapped[bool] = mapped_column(default=False)
     #: Seconds a process may run before it is stopped and its attempt ends ``error``.
     timeout: Mapped[float | None] = mapped_column(Float)
+    #: The task whose process added this one at run time (``ctx.add_task``), else None.
+    spawned_by: Mapped[int | None] = mapped_column(Integer)
+    #: Tasks this one added that have not finished: it stays ``executing`` until none is.
+    open_children: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    #: Tasks this one added that ended ``error`` without ``ignore_failure``: it ends
+    #: ``error`` if any did.
+    failed_children: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     __table_args__ = (
         UniqueConstraint("job_id", "name", name="uq_tasks_job_id_name"),
@@ -288,6 +295,10 @@ UNQUEUED = and_(Task.__table__.c.status == TaskStatus.READY.value,
                 not_(Task.__table__.c.queued), not_(Task.__table__.c.client))
 Index("ix_tasks_unqueued", Task.__table__.c.group_name, Task.__table__.c.ready_at,
       Task.__table__.c.id, postgresql_where=UNQUEUED, sqlite_where=UNQUEUED)
+#: Runtime tasks (added by a running process): found by the task that added them.
+SPAWNED = Task.__table__.c.spawned_by.is_not(None)
+Index("ix_tasks_spawned_by", Task.__table__.c.spawned_by, postgresql_where=SPAWNED,
+      sqlite_where=SPAWNED)
 
 
 class Condition(Base):

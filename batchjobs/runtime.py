@@ -52,6 +52,8 @@ class RuntimeTasks:
         self.settings = settings
         self._job = JobSpec(f"tasks added by {task!r}")
         self._names: set[str] | None = None
+        #: Names of the tasks added here so far (what a condition may name).
+        self._mine: set[str] = set()
         self._groups: set[str] = set()
         self._group = ""
         self._timeout: float | None = None
@@ -88,15 +90,15 @@ class RuntimeTasks:
             del self._job.tasks[before:]
             raise
         names.add(spec.name)
+        self._mine.add(spec.name)
         return spec
 
     def _check_conditions(self, spec: TaskSpec) -> None:
         """A runtime task may depend only on tasks this one added before it: its handle
         or its name (which also rules out cycles)."""
-        mine = {t.name for t in self._job.tasks[:-1]}
         seen: set[str] = set()
         for dep in spec.depends_on:
-            _check_dependency(dep, spec.name, mine, self.task)
+            _check_dependency(dep, spec.name, self._mine, self.task)
             if dep.task in seen:
                 raise InvalidValue(f"two conditions on task {dep.task!r}", task=spec.name,
                                    field="depends_on", value=dep.task)

@@ -10,6 +10,7 @@ returned as :class:`~batchjobs.queues.Dispatch` lists that the caller publishes
     ├── outcome.py     record(): an attempt's end, a retry, the task's end
     ├── settlement.py  dependents decided (cascading not_run), the job's counters and end
     ├── feed.py        a job's start, and ready tasks put on queues as they drain
+    ├── spawn.py       tasks a process added at run time, stored with its success
     └── sweeps.py      the housekeepers' duties: due jobs, feeding, recovery
 
 The SQL is prebuilt in :mod:`batchjobs.store.statements`; what differs between

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from .. import store
 from ..errors import DuplicateTask
-from ..models import Condition, Task
+from ..models import SPAWNED, Condition, Task
 from ..processes import get_process
 from ..queues import Dispatch
 from ..settings import Settings
@@ -33,9 +33,6 @@ from .feed import queue_job
 
 if TYPE_CHECKING:
     from ..definition import TaskSpec
-
-#: Names looked up per statement when checking that added names are still free.
-NAMES_PER_LOOKUP = 500
 
 _task, _job = sql.task, sql.job
 _OPEN = (update(_task).where(_task.c.id == bindparam("p_task"),
@@ -78,13 +75,15 @@ def record_with_children(session: Session, task_id: int, attempt: int,
 
 
 def _check_names_free(conn: Any, job_id: int, names: list[str]) -> None:
-    for start in range(0, len(names), NAMES_PER_LOOKUP):
-        chunk = names[start:start + NAMES_PER_LOOKUP]
-        taken = conn.execute(select(_task.c.name).where(
-            _task.c.job_id == job_id, _task.c.name.in_(chunk)).limit(1)).scalar()
-        if taken is not None:
-            raise DuplicateTask("the job has a task of this name already (added meanwhile by "
-                                "another task)", task=taken, field="name", value=taken)
+    """The process checked the names against the job as it was at its first ``add_task``;
+    only other runtime tasks can have been added since (a submitted job's own tasks never
+    change), so only theirs are read."""
+    taken = set(conn.execute(select(_task.c.name).where(
+        _task.c.job_id == job_id, SPAWNED)).scalars())
+    clash = next((name for name in names if name in taken), None) if taken else None
+    if clash is not None:
+        raise DuplicateTask("the job has a task of this name already (added meanwhile by "
+                            "another task)", task=clash, field="name", value=clash)
 
 
 def _insert(session: Session, job_id: int, parent_id: int, run_as: str,
@@ -98,7 +97,7 @@ def _insert(session: Session, job_id: int, parent_id: int, run_as: str,
             dependents[d.task].append([ids[t.name], d.status.value])
             conditions.append({"task_id": ids[t.name], "parent_id": ids[d.task],
                                "expected": d.status.value})
-    clients = {t.process: get_process(t.process, task=t.name).client for t in added}
+    clients = {name: get_process(name).client for name in {t.process for t in added}}
     store.insert_many(session, Task.__table__, [
         {"id": ids[t.name], "job_id": job_id, "name": t.name, "process": t.process,
          "kwargs": t.kwargs, "group_name": t.group, "company": t.company,

@@ -317,3 +317,30 @@ def test_a_context_built_by_hand_cannot_add_tasks():
                          server="S")
     with pytest.raises(CannotAddTasks, match="'T'"):
         ctx.add_task("x", SLEEP)
+
+
+def test_a_client_process_run_by_run_client_adds_tasks_too(settings):
+    from batchjobs.client import run_client
+
+    job = JobSpec("client adds")
+    job.add_task("by hand", "tests.processes.spawning.client_adds", kwargs={"n": 2})
+    job_id = started(settings, job)
+    done = run_client(job_id, settings=settings)
+    assert [d["task"] for d in done] == ["by hand"]
+    assert ready(settings, job_id) == ["after by hand 1", "after by hand 2"]
+    drain(settings, job_id)
+    result = status(job_id, settings=settings)
+    assert result["status"] == "ended" and statuses(result)["by hand"] == "ended"
+
+
+def test_the_next_occurrence_of_a_recurring_job_starts_without_the_last_runs_added_tasks(
+        settings):
+    job = JobSpec("recurring", recurrence={"every": "1h"})
+    job.add_task("P", "batchjobs.examples.fan_out", kwargs={"n": 2, "seconds": 0})
+    job_id = started(settings, job)
+    drain(settings, job_id)
+    with store.read_session(settings) as session:
+        row = session.get(Job, job_id)
+        assert (row.status, row.run_number, row.remaining) == ("waiting", 2, 1)
+    assert sorted(task_ids(settings, job_id)) == ["P"]
+    assert statuses(status(job_id, settings=settings)) == {"P": "waiting"}

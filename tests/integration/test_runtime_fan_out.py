@@ -104,6 +104,7 @@ def test_status_json_shows_the_adder_executing_while_its_children_run(servers, t
     assert statuses(batchjobs.status(job_id))["D"] == "ended"
 
 
+@pytest.mark.timeout(2400)
 def test_ten_thousand_children_run_and_the_job_ends(servers):
     job = JobSpec("ten thousand")
     job.add_task("P", "tests.processes.spawning.many", kwargs={"n": 10_000})

@@ -52,3 +52,10 @@ def fails_while(path: str) -> None:
 def adds_a_set(ctx: ProcessContext) -> None:
     """Add a task whose kwargs are not JSON (a set)."""
     ctx.add_task("x", "batchjobs.examples.sleep", kwargs={"seconds": {1, 2}})
+
+
+@batchable(client=True)
+def client_adds(ctx: ProcessContext, n: int = 2) -> None:
+    """A client step (``run-client``) that adds ``n`` batch tasks."""
+    for i in range(1, n + 1):
+        ctx.add_task(f"after {ctx.task} {i}", "batchjobs.examples.noop")

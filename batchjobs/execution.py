@@ -64,7 +64,7 @@ def execute(claimed: Claim, server: str, *, client: bool = False,
                            company=claimed.company, settings=settings)
     ctx = ProcessContext(job_id=claimed.job_id, task_id=claimed.task_id, task=claimed.name,
                          attempt=claimed.attempt, company=claimed.company, user=claimed.user,
-                         server=server, runtime=runtime)
+                         server=server).with_runtime(runtime)
     capture = Capture(log_limit)
     try:
         process = get_process(claimed.process, task=claimed.name)

@@ -26,8 +26,8 @@ import re
 import sys
 import traceback
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
 
 from .errors import CannotAddTasks, ConfigError, InvalidValue, UnknownProcess
 from .settings import get_settings
@@ -55,7 +55,14 @@ class ProcessContext:
     user: str
     server: str
     #: Where :meth:`add_task` keeps what this attempt adds (None: a context built by hand).
-    runtime: RuntimeTasks | None = field(default=None, repr=False, compare=False)
+    #: Not a field: the context's fields are what a process may copy (``asdict``) or log.
+    runtime: ClassVar[RuntimeTasks | None] = None
+
+    def with_runtime(self, runtime: RuntimeTasks) -> ProcessContext:
+        """This context, keeping in ``runtime`` the tasks its process adds (the attempt's
+        runner calls it)."""
+        object.__setattr__(self, "runtime", runtime)
+        return self
 
     def add_task(self, name: str, process: str, *, kwargs: Mapping[str, Any] | None = None,
                  group: str | None = None, company: str | None = None, retries: int = 0,

@@ -154,6 +154,7 @@ def status(job_id: int, *, settings: Settings | None = None) -> dict[str, Any]:
             raise JobNotFound(job_id)
         tasks = session.execute(select(Task).where(Task.job_id == job_id).order_by(Task.id)
                                 ).scalars().all()
+        names = {t.id: t.name for t in tasks}
         last: dict[int, Attempt] = {}
         for attempt in session.execute(
             select(Attempt).join(Task, Task.id == Attempt.task_id)
@@ -171,7 +172,7 @@ def status(job_id: int, *, settings: Settings | None = None) -> dict[str, Any]:
             "run": job.run_number, "recurrence": job.recurrence,
             "hold_reason": job.hold_reason, "changes": _changes(session, job_id),
             "priority": priority.word(job.priority), "max_concurrency": job.max_concurrency,
-            "tasks": [{**_task_status(t, last.get(t.id)), "after_jobs": after.get(t.id, [])}
+            "tasks": [{**_task_status(t, last.get(t.id), names), "after_jobs": after.get(t.id, [])}
                       for t in tasks],
         }
 
@@ -182,7 +183,8 @@ def _changes(session: Any, job_id: int) -> list[dict[str, Any]]:
     return changes(session, job_id)
 
 
-def _task_status(task: Task, attempt: Attempt | None) -> dict[str, Any]:
+def _task_status(task: Task, attempt: Attempt | None,
+                 names: dict[int, str] | None = None) -> dict[str, Any]:
     return {
         "name": task.name, "status": task.status, "group": task.group_name,
         "process": task.process, "company": task.company, "attempts": task.attempts,
@@ -194,6 +196,10 @@ def _task_status(task: Task, attempt: Attempt | None) -> dict[str, Any]:
         "retry_backoff": task.retry_backoff, "retry_max_delay": task.retry_max_delay,
         "retry_on": task.retry_on, "not_before": clock.iso(task.not_before),
         "priority": priority.word(task.priority), "effective_priority": priority.word(task.rank),
+        # A task that added tasks at run time stays executing until they have all
+        # finished: open_children says how many have not; spawned_by names the adder.
+        "spawned_by": None if task.spawned_by is None else (names or {}).get(task.spawned_by),
+        "open_children": task.open_children,
     }
 
 

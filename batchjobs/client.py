@@ -53,13 +53,13 @@ def run_client(job_id: int | None = None, *, on_start: Callable[[Claim], Any] | 
             if on_start is not None:
                 on_start(claimed)
             result = execute(claimed, where, client=True,
-                             log_limit=settings.attempt_log_limit)
+                             log_limit=settings.attempt_log_limit, settings=settings)
             outcome, error = result.outcome, result.error
             queues.publish(record(claimed.task_id, claimed.attempt, outcome, error,
                                   children=claimed.readied_by_success,
                                   traceback=result.traceback, log=result.log,
-                                  settings=settings, failure=result.failure),
-                           settings=settings)
+                                  settings=settings, failure=result.failure,
+                                  added=result.added), settings=settings)
             done.append({"job_id": claimed.job_id, "task": claimed.name,
                          "status": (TaskStatus.ENDED if outcome is Outcome.ENDED
                                     else TaskStatus.ERROR).value, "error": error})

@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -59,7 +59,7 @@ from .errors import (
 from .models import Job, Task
 from .priority import DEFAULT as DEFAULT_PRIORITY
 from .priority import Priority
-from .processes import get_process, import_configured
+from .processes import Process, get_process, import_configured
 from .recurrence import Recurrence, parse_recurrence
 from .retry import Policy, policy_of
 from .settings import DEFAULT_GROUP
@@ -285,13 +285,7 @@ class JobSpec:
         # must know the processes the servers know, and may import nothing else.
         import_configured()
         for task in self.tasks:
-            process = get_process(task.process, task=task.name)
-            _check_depth(task.kwargs, task=task.name, field_name="kwargs")
-            _check_json(task)
-            process.check_kwargs(task.kwargs, task=task.name)
-            if known_groups is not None and task.group not in known_groups:
-                raise UnknownGroup(f"batch group {task.group!r} does not exist", task=task.name,
-                                   field="group", value=task.group)
+            check_task(task, groups=known_groups)
             seen_parents: set[str] = set()
             for dep in task.depends_on:
                 if not isinstance(dep.task, str):
@@ -321,6 +315,26 @@ class JobSpec:
                          delay=value("retry_delay"), backoff=value("retry_backoff"),
                          max_delay=value("retry_max_delay"), retry_on=value("retry_on"),
                          task=task.name if task is not None else None)
+def check_task(task: TaskSpec, *, groups: Collection[str] | None) -> Process:
+    """The checks of one task that need no other task and no field check (see
+    :func:`check_runtime_task`): its process is registered and batchable, its kwargs are
+    plain JSON that bind to it, its batch group is in ``groups`` (not checked when None).
+    Returns the process."""
+    process = get_process(task.process, task=task.name)
+    _check_depth(task.kwargs, task=task.name, field_name="kwargs")
+    _check_json(task)
+    process.check_kwargs(task.kwargs, task=task.name)
+    if groups is not None and task.group not in groups:
+        raise UnknownGroup(f"batch group {task.group!r} does not exist", task=task.name,
+                           field="group", value=task.group)
+    return process
+
+
+def check_runtime_task(task: TaskSpec, *, groups: Collection[str]) -> Process:
+    """Every check of one task that :meth:`JobSpec.validate` makes without looking at
+    the others: what a running process's ``ctx.add_task`` validates at once."""
+    _check_task_fields(task)
+    return check_task(task, groups=groups)
 
 
 def find_cycle(parents: Mapping[str, list[str]]) -> list[str] | None:

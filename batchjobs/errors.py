@@ -27,6 +27,7 @@ what was wrong without parsing messages::
     ├── DispatchError            a ready task could not be handed to the broker   exit 1
     ├── RunError                 a task cannot be run where it was sent            exit 1
     │   ├── ClientOnly           a client process reached a batch server
+    │   ├── CannotAddTasks       ctx.add_task where no attempt runs the process
     │   └── TaskFailed           a task's process failed (Celery, Flower: FAILURE)
     ├── ServerStartError         a batch server started here did not come up       exit 1
     ├── DeliveryError            an alert sink (SMTP, webhook) refused or is down  exit 1
@@ -208,6 +209,16 @@ class ClientOnly(RunError):
     def __init__(self, process: str) -> None:
         self.process = process
         super().__init__(f"{process} is a client process; it is not run on a batch server")
+
+
+class CannotAddTasks(RunError):
+    """Raised when a process adds a task through a context that runs no attempt (one
+    built by hand, not by a batch server or ``run-client``)."""
+
+    def __init__(self, task: str) -> None:
+        self.task = task
+        super().__init__(f"task {task!r}: this context runs no attempt, so it cannot add "
+                         "tasks (only a process run by a batch server or run-client can)")
 
 
 class TaskFailed(RunError):

@@ -37,6 +37,15 @@ def flaky(ctx: ProcessContext, failures: int = 1) -> None:
         raise ProcessFailed(f"attempt {ctx.attempt} of {ctx.task} fails on purpose")
 
 
+@batchable
+def fan_out(ctx: ProcessContext, n: int = 3, seconds: float = 0.1) -> None:
+    """Split the work at run time (AX's ``addRuntimeTask``): add ``n`` tasks that each
+    sleep ``seconds``; this task ends when they all have (its dependents wait for them)."""
+    for i in range(1, int(n) + 1):
+        ctx.add_task(f"{ctx.task} #{i}", "batchjobs.examples.sleep",
+                     kwargs={"seconds": seconds})
+
+
 @batchable(client=True)
 def manual(ctx: ProcessContext, message: str = "") -> None:
     """A client task: never sent to a batch server; ``batchjobs run-client`` runs it in the

@@ -20,9 +20,12 @@ from types import TracebackType
 from typing import TextIO
 
 from .coordinator import Claim
+from .definition import TaskSpec
 from .errors import ClientOnly
 from .processes import ProcessContext, get_process
 from .retry import Failure
+from .runtime import RuntimeTasks
+from .settings import Settings
 from .status import Outcome
 
 log = logging.getLogger(__name__)
@@ -49,17 +52,23 @@ class Result:
     #: What the retry policy needs of it: its classes, a :class:`~batchjobs.Retry` or
     #: :class:`~batchjobs.Fail` (:mod:`batchjobs.retry`).
     failure: Failure | None = None
+    #: The tasks a successful process added to its job (``ctx.add_task``), to be stored
+    #: with its success.
+    added: tuple[TaskSpec, ...] = ()
 
 
 def execute(claimed: Claim, server: str, *, client: bool = False,
-            log_limit: int = 1 << 20) -> Result:
+            log_limit: int = 1 << 20, settings: Settings | None = None) -> Result:
     """Run the claimed task's process; any exception is the task's error.
 
     A client process runs only where ``client`` is true (``batchjobs run-client``).
-    ``log_limit``: bytes of log kept for the attempt at most."""
+    ``log_limit``: bytes of log kept for the attempt at most. ``settings``: where the
+    tasks the process adds are validated against (the job's names, the groups)."""
+    runtime = RuntimeTasks(job_id=claimed.job_id, task_id=claimed.task_id, task=claimed.name,
+                           company=claimed.company, settings=settings)
     ctx = ProcessContext(job_id=claimed.job_id, task_id=claimed.task_id, task=claimed.name,
                          attempt=claimed.attempt, company=claimed.company, user=claimed.user,
-                         server=server)
+                         server=server).with_runtime(runtime)
     capture = Capture(log_limit)
     try:
         process = get_process(claimed.process, task=claimed.name)
@@ -74,7 +83,7 @@ def execute(claimed: Claim, server: str, *, client: bool = False,
         detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
         return Result(Outcome.ERROR, detail, process_traceback(exc), capture.text(), exc,
                       Failure.of(exc))
-    return Result(Outcome.ENDED, log=capture.text())
+    return Result(Outcome.ENDED, log=capture.text(), added=runtime.added)
 
 
 def process_traceback(exc: BaseException) -> str:

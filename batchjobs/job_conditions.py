@@ -157,12 +157,14 @@ def _count(session: Session, job_id: int, run: int,
         if child.status == TaskStatus.READY:
             if not child.client:
                 dispatches.append(Dispatch(child.id, child.job_id, child.name, child.process,
-                                           child.group_name, timeout=child.timeout))
+                                           child.group_name, timeout=child.timeout,
+                                           rank=child.rank))
         elif child.status == TaskStatus.NOT_RUN:
             if child.condition_type == ConditionType.ANY:
                 explain_any(session, task_id)
             dispatches += propagate(session, job_id, child.name, TaskStatus.NOT_RUN,
-                                    child.dependents, 0, now, settings)
+                                    child.dependents, 0, now, settings,
+                                    spawned_by=child.spawned_by)
     return dispatches
 
 

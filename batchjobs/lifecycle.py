@@ -131,7 +131,8 @@ def rerun(job_id: int, *, failed: bool = False, settings: Settings | None = None
         check_owner_enabled(session, job, "it cannot be rerun")
         tasks = {t.id: t for t in session.execute(
             select(Task).where(Task.job_id == job_id)).scalars()}
-        seeds = [t.id for t in tasks.values() if not failed or t.status in RERUN_FROM]
+        seeds = _submitted({t.id for t in tasks.values()
+                            if not failed or t.status in RERUN_FROM}, tasks)
         if not seeds:
             raise InvalidState(job_id, job.status, "no task ended error, not_run or canceled")
         chosen = _with_dependents(tasks, seeds)
@@ -141,7 +142,8 @@ def rerun(job_id: int, *, failed: bool = False, settings: Settings | None = None
             select(Task).where(Task.job_id == job_id)).scalars()}
         number = job.run_number + 1
         outside_failed = sum(1 for t in tasks.values() if t.id not in chosen
-                             and t.status == TaskStatus.ERROR and not t.ignore_failure)
+                             and t.status == TaskStatus.ERROR and not t.ignore_failure
+                             and t.spawned_by is None)
         session.execute(update(Job).where(Job.id == job_id).values(
             status=JobStatus.EXECUTING, remaining=len(chosen), failed=outside_failed,
             run_number=number, started_at=now, ended_at=None))
@@ -153,6 +155,19 @@ def rerun(job_id: int, *, failed: bool = False, settings: Settings | None = None
         dispatches += queue_job(session, job_id, settings.queue_depth)
     queues.publish_or_defer(dispatches, settings=settings)
     return len(chosen)
+
+
+def _submitted(chosen: set[int], tasks: dict[int, Task]) -> list[int]:
+    """The chosen tasks with each runtime task replaced by the submitted task that added
+    it (through its own adder, if need be): a runtime task runs again only as its adder
+    reruns and adds it anew."""
+    seeds: set[int] = set()
+    for task_id in chosen:
+        adder = tasks[task_id].spawned_by
+        while adder is not None:
+            task_id, adder = adder, tasks[adder].spawned_by
+        seeds.add(task_id)
+    return sorted(seeds)
 
 
 def _with_dependents(tasks: dict[int, Task], seeds: list[int]) -> set[int]:

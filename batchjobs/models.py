@@ -303,6 +303,13 @@ class Task(Base):
     #: (highest first) and rises as the task waits (:mod:`batchjobs.priority`).
     priority: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     rank: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    #: The task whose process added this one at run time (``ctx.add_task``), else None.
+    spawned_by: Mapped[int | None] = mapped_column(Integer)
+    #: Tasks this one added that have not finished: it stays ``executing`` until none is.
+    open_children: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    #: Tasks this one added that ended ``error`` without ``ignore_failure``: it ends
+    #: ``error`` if any did.
+    failed_children: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     __table_args__ = (
         UniqueConstraint("job_id", "name", name="uq_tasks_job_id_name"),
@@ -327,12 +334,19 @@ Index("ix_tasks_delayed", Task.__table__.c.not_before, postgresql_where=DELAYED,
       sqlite_where=DELAYED)
 #: Tasks that hold or will soon hold a thread: executing, or ready with a message on the
 #: broker. What a concurrency cap counts (:mod:`batchjobs.coordinator.concurrency`); the
-#: index stays as small as the queues and the threads, whatever the backlog.
-IN_FLIGHT = or_(Task.__table__.c.status == TaskStatus.EXECUTING.value,
+#: index stays as small as the queues and the threads, whatever the backlog. A task that
+#: only waits for the tasks it added at run time holds no thread: counting it would keep
+#: its own children from a slot of a capped job.
+IN_FLIGHT = or_(and_(Task.__table__.c.status == TaskStatus.EXECUTING.value,
+                     Task.__table__.c.open_children == 0),
                 and_(Task.__table__.c.status == TaskStatus.READY.value,
                      Task.__table__.c.queued))
 Index("ix_tasks_in_flight", Task.__table__.c.group_name, Task.__table__.c.job_id,
       postgresql_where=IN_FLIGHT, sqlite_where=IN_FLIGHT)
+#: Runtime tasks (added by a running process): found by the task that added them.
+SPAWNED = Task.__table__.c.spawned_by.is_not(None)
+Index("ix_tasks_spawned_by", Task.__table__.c.spawned_by, postgresql_where=SPAWNED,
+      sqlite_where=SPAWNED)
 
 
 class Condition(Base):

@@ -25,12 +25,16 @@ import inspect
 import re
 import sys
 import traceback
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
 
-from .errors import ConfigError, InvalidValue, UnknownProcess
+from .errors import CannotAddTasks, ConfigError, InvalidValue, UnknownProcess
 from .settings import get_settings
+
+if TYPE_CHECKING:
+    from .definition import TaskSpec
+    from .runtime import DependsOn, RuntimeTasks
 
 #: Modules shipped with batchjobs whose processes every host knows.
 BUILTIN_MODULES = ("batchjobs.examples",)
@@ -50,6 +54,34 @@ class ProcessContext:
     company: str | None
     user: str
     server: str
+    #: Where :meth:`add_task` keeps what this attempt adds (None: a context built by hand).
+    #: Not a field: the context's fields are what a process may copy (``asdict``) or log.
+    runtime: ClassVar[RuntimeTasks | None] = None
+
+    def with_runtime(self, runtime: RuntimeTasks) -> ProcessContext:
+        """This context, keeping in ``runtime`` the tasks its process adds (the attempt's
+        runner calls it)."""
+        object.__setattr__(self, "runtime", runtime)
+        return self
+
+    def add_task(self, name: str, process: str, *, kwargs: Mapping[str, Any] | None = None,
+                 group: str | None = None, company: str | None = None, retries: int = 0,
+                 ignore_failure: bool = False, condition: str = "all",
+                 depends_on: DependsOn = (), timeout: float | None = None) -> TaskSpec:
+        """Add a task to this job, to run in parallel with the others (AX's
+        ``addRuntimeTask``); return its handle, for ``depends_on`` of a later one.
+
+        Validated at once like a submitted task (a bad one raises here, naming the
+        culprit); stored only if this attempt succeeds (:mod:`batchjobs.runtime`). This
+        task ends when it and every task it added have finished (``error`` if one of
+        them ended ``error`` without ``ignore_failure``); its dependents wait for that.
+        ``depends_on``: tasks added before by this task only. ``group``, ``company`` and
+        ``timeout`` default to this task's."""
+        if self.runtime is None:
+            raise CannotAddTasks(self.task)
+        return self.runtime.add(name, process, kwargs=kwargs, group=group, company=company,
+                                retries=retries, ignore_failure=ignore_failure,
+                                condition=condition, depends_on=depends_on, timeout=timeout)
 
 
 @dataclass(frozen=True)

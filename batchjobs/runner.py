@@ -92,11 +92,11 @@ def _run(self: Any, task_id: int, job: int) -> str:
         log.info("task %s of job %s is not ready any more (or not for this server); "
                  "message dropped", task_id, job)
         return "skipped"
-    result = execute(claimed, server, log_limit=settings.attempt_log_limit)
+    result = execute(claimed, server, log_limit=settings.attempt_log_limit, settings=settings)
     dispatches = record(claimed.task_id, claimed.attempt, result.outcome, result.error,
                         children=claimed.readied_by_success, traceback=result.traceback,
                         log=result.log, settings=settings, incarnation=token,
-                        failure=result.failure)
+                        failure=result.failure, added=result.added)
     queues.publish(dispatches, settings=settings)
     if claimed.capped and claimed.group is not None:
         queues.publish(feed_freed(claimed.job_id, claimed.group, settings), settings=settings)

@@ -18,7 +18,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from . import alerts, clock
@@ -105,13 +105,32 @@ def schedule_next(session: Session, job: Job, now: datetime) -> datetime | None:
 
 
 def reset_tasks(session: Session, job_id: int, task_ids: list[int] | None = None) -> None:
-    """Tasks wait again for a new run; their attempts (and numbering) are kept."""
+    """Tasks wait again for a new run; their attempts (and numbering) are kept. The tasks
+    they added at run time in the last run are removed (with their attempts): a task's
+    process adds its runtime tasks anew each time it runs."""
+    remove_runtime_tasks(session, job_id, task_ids)
     query = update(_task).where(_task.c.job_id == job_id)
     if task_ids is not None:
         query = query.where(_task.c.id.in_(task_ids))
     session.connection().execute(query.values(
         status=TaskStatus.WAITING.value, met=0, unmet=0, reason=None, ready_at=None,
-        not_before=None, attempt_base=_task.c.attempts, rank=_task.c.priority))
+        not_before=None, attempt_base=_task.c.attempts, rank=_task.c.priority,
+        open_children=0, failed_children=0))
+
+
+def remove_runtime_tasks(session: Session, job_id: int, task_ids: list[int] | None) -> None:
+    """Delete the tasks added at run time by ``task_ids`` (every one of the job: None),
+    and those they added in turn."""
+    conn = session.connection()
+    spawned = _task.c.spawned_by.is_not(None)
+    if task_ids is None:
+        conn.execute(delete(_task).where(_task.c.job_id == job_id, spawned))
+        return
+    parents = list(task_ids)
+    while parents:
+        parents = list(conn.execute(delete(_task).where(
+            _task.c.job_id == job_id, spawned, _task.c.spawned_by.in_(parents))
+            .returning(_task.c.id)).scalars())
 
 
 def history(session: Session, job_id: int) -> list[dict[str, Any]]:

@@ -38,7 +38,8 @@ BACKEND_VARS = ("BATCHJOBS_DATABASE_URL", "BATCHJOBS_BROKER_URL", "BATCHJOBS_HOM
                 "BATCHJOBS_REPUBLISH_AFTER", "BATCHJOBS_SERVER_TIMEOUT", "BATCHJOBS_IMPORTS",
                 "BATCHJOBS_DATABASE_URL_FILE", "BATCHJOBS_BROKER_URL_FILE")
 #: The test processes every batch server of the tests knows (as an operator lists theirs).
-TEST_PROCESSES = "tests.processes.samples,tests.processes.context,tests.processes.faults"
+TEST_PROCESSES = ("tests.processes.samples,tests.processes.context,tests.processes.faults,"
+                  "tests.processes.spawning")
 # The sample processes come from where an operator would say: BATCHJOBS_IMPORTS, read by
 # this process and inherited by every server the tests start.
 os.environ.setdefault("BATCHJOBS_IMPORTS", TEST_PROCESSES)

@@ -84,6 +84,10 @@ def status(job_id: int, as_json: bool) -> None:
                "detail")
     for t in data["tasks"]:
         detail = t["error"] or t["reason"] or ""
+        if t["open_children"]:
+            detail = f"waiting for {t['open_children']} task(s) it added"
+        elif t["spawned_by"] and not detail:
+            detail = f"added by {t['spawned_by']!r}"
         click.echo(f"  {t['name']:<20} {t['status']:<10} {t['group']:<10} "
                    f"{t['server'] or '-':<12} {t['attempts']:>5}  {detail}")
 

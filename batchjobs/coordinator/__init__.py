@@ -11,6 +11,7 @@ returned as :class:`~batchjobs.queues.Dispatch` lists that the caller publishes
     ├── settlement.py  dependents decided (cascading not_run), the job's counters and end
     ├── feed.py        a job's start, and ready tasks put on queues as they drain
     ├── delayed.py     retries that wait in the database until due (not_before)
+    ├── spawn.py       tasks a process added at run time, stored with its success
     └── sweeps.py      the housekeepers' duties: due jobs, feeding, recovery
 
 The SQL is prebuilt in :mod:`batchjobs.store.statements`; what differs between

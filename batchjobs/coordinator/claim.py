@@ -57,9 +57,12 @@ def claim(task_id: int, job_id: int, server: str, message_id: str | None = None,
         if capped is None:
             return None
         row, group = capped
-    name, process, kwargs, company, user, attempt, _base, dependents = row
+    name, process, kwargs, company, user, attempt, _base, dependents, spawned_by = row
+    # A runtime task's end is counted on the task that added it, in the transaction that
+    # records it (:func:`settlement.propagate`): never the one-step success.
+    at_once = readied_by_success(dependents) if spawned_by is None else None
     return Claim(task_id, job_id, name, process, dict(kwargs or {}), company, user, attempt,
-                 readied_by_success(dependents), capped=group is not None, group=group)
+                 at_once, capped=group is not None, group=group)
 
 
 def readied_by_success(dependents: list[Any] | None) -> tuple[int, ...] | None:

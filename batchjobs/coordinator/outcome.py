@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from .. import clock, store
+from ..errors import DuplicateTask
 from ..queues import Dispatch
 from ..retry import Failure
 from ..settings import Settings
@@ -27,6 +29,10 @@ from ..store import statements as sql
 from ..store import steps
 from .delayed import retry_after_failure
 from .settlement import end_job, end_settled_job, propagate
+from .spawn import record_with_children
+
+if TYPE_CHECKING:
+    from ..definition import TaskSpec
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +45,8 @@ MAX_PAUSE = 2.0
 def record(task_id: int, attempt: int, outcome: Outcome, error: str | None = None, *,
            children: tuple[int, ...] | None = None, traceback: str | None = None,
            log: str | None = None, settings: Settings,
-           incarnation: str | None = None, failure: Failure | None = None) -> list[Dispatch]:
+           incarnation: str | None = None, failure: Failure | None = None,
+           added: Sequence[TaskSpec] = ()) -> list[Dispatch]:
     """Record the outcome of attempt ``attempt`` of a task; return the dependents (or the
     retry) that became ready, to be published by the caller after this returns.
 
@@ -51,14 +58,16 @@ def record(task_id: int, attempt: int, outcome: Outcome, error: str | None = Non
     the process raised, for the retry policy (None: no exception, e.g. a lost server,
     which is retried while retries are left). A database that
     is unreachable is retried with backoff for up to ``settings.server_timeout``
-    seconds; after that the error is raised and the attempt is left to recovery."""
+    seconds; after that the error is raised and the attempt is left to recovery.
+    ``added``: the tasks a successful process added to its job (``ctx.add_task``), stored
+    with the success (:func:`spawn.record_with_children`)."""
     deadline = time.monotonic() + settings.server_timeout
     pause = FIRST_PAUSE
     while True:
         try:
             return _record(task_id, attempt, outcome, children, settings,
                            {"p_error": error, "p_traceback": traceback, "p_log": log,
-                            "p_incarnation": incarnation}, failure)
+                            "p_incarnation": incarnation}, failure, added)
         except OperationalError:
             if time.monotonic() + pause > deadline:
                 raise
@@ -70,9 +79,16 @@ def record(task_id: int, attempt: int, outcome: Outcome, error: str | None = Non
 
 def _record(task_id: int, attempt: int, outcome: Outcome, children: tuple[int, ...] | None,
             settings: Settings, detail: dict[str, str | None],
-            failure: Failure | None = None) -> list[Dispatch]:
+            failure: Failure | None = None, added: Sequence[TaskSpec] = ()) -> list[Dispatch]:
     now = clock.now()
-    if outcome is Outcome.ENDED and children is not None:
+    if outcome is Outcome.ENDED and added:
+        try:
+            with store.transaction(settings) as session:
+                return record_with_children(session, task_id, attempt, added, now, settings,
+                                            detail)
+        except DuplicateTask as exc:    # a name taken since the process checked it
+            outcome, detail = Outcome.ERROR, {**detail, "p_error": str(exc)}
+    elif outcome is Outcome.ENDED and children is not None:
         with store.atomic(settings) as (kind, conn):
             rows = kind.success_at_once(conn, {"p_task": task_id, "p_number": attempt,
                                                "p_now": now, "p_children": list(children),
@@ -95,6 +111,14 @@ def _after_success_at_once(rows: list[Any], settings: Settings) -> list[Dispatch
     dispatches = [Dispatch(r.id, r.child_job_id, r.child_name, r.process, r.group_name,
                            timeout=r.child_timeout, rank=r.child_rank)
                   for r in rows if r.child_status == TaskStatus.READY and not r.client]
+    if first.spawned_by is not None:
+        # A claim sends a runtime task's success through record_in, where its end is
+        # counted on the task that added it atomically; one recorded here all the same
+        # (a claim made before this rule) is counted right after.
+        with store.transaction(settings) as session:
+            dispatches += propagate(session, first.job_id, first.name, TaskStatus.ENDED, [],
+                                    0, clock.now(), settings, settled=True,
+                                    spawned_by=first.spawned_by)
     if first.remaining <= 0:
         with store.transaction(settings) as session:
             end_settled_job(session, first.job_id, settings)
@@ -115,12 +139,12 @@ def record_in(session: Session, task_id: int, attempt: int, outcome: Outcome, no
         done = steps.of(session).success(conn, {**params, "p_log": detail["p_log"]})
         if done is None:
             return []
-        job_id, name, dependents, remaining, failed = done
+        job_id, name, dependents, remaining, failed, spawned_by = done
         if remaining <= 0:
             end_job(session, job_id, failed, now, settings)
             return []
         return propagate(session, job_id, name, TaskStatus.ENDED, dependents, 0, now,
-                         settings, settled=True)
+                         settings, settled=True, spawned_by=spawned_by)
     if conn.execute(sql.RECORD_ATTEMPT, {**params, **detail, "p_outcome": outcome.value}
                     ).first() is None:
         return []
@@ -134,6 +158,6 @@ def record_in(session: Session, task_id: int, attempt: int, outcome: Outcome, no
     if decision.reason is not None:
         conn.execute(update(sql.task).where(sql.task.c.id == task_id)
                      .values(reason=decision.reason))
-    job_id, name, ignore_failure, dependents = row
+    job_id, name, ignore_failure, dependents, spawned_by = row
     return propagate(session, job_id, name, TaskStatus.ERROR, dependents,
-                     0 if ignore_failure else 1, now, settings)
+                     0 if ignore_failure else 1, now, settings, spawned_by=spawned_by)

@@ -26,17 +26,23 @@ from ..store import statements as sql
 
 def propagate(session: Session, job_id: int, name: str, status: TaskStatus,
               dependents: list[Any], failed: int, now: datetime, settings: Settings, *,
-              settled: bool = False) -> list[Dispatch]:
+              settled: bool = False, spawned_by: int | None = None) -> list[Dispatch]:
     """Decide the dependents of a finished task, cascading ``not_run``; settle the job.
 
-    One statement per dependent (:data:`statements.DECIDE`). ``settled``: the task
-    itself is counted on the job already."""
+    One statement per dependent (:data:`statements.DECIDE`). ``failed``: 1 if the task
+    ended ``error`` without ``ignore_failure``. ``settled``: the task itself is counted on
+    the job already. ``spawned_by``: the task that added this one at run time, if any: the
+    end (and a failure) is counted on that task instead of the job's ``failed``, and the
+    last of its runtime tasks to finish ends it, which decides its own dependents in
+    turn (:data:`statements.SETTLE_SPAWNER`)."""
     conn = session.connection()
     dispatches: list[Dispatch] = []
     finished = 0 if settled else 1
-    pending: deque[tuple[str, TaskStatus, list[Any]]] = deque([(name, status, dependents)])
+    job_failed = 0
+    pending: deque[tuple[str, TaskStatus, list[Any], int | None, int]] = deque(
+        [(name, status, dependents, spawned_by, failed)])
     while pending:
-        parent_name, parent_status, children = pending.popleft()
+        parent_name, parent_status, children, spawner, failure = pending.popleft()
         for child_id, expected in children or ():
             held = holds(expected, parent_status)
             child = conn.execute(sql.DECIDE, {
@@ -54,10 +60,36 @@ def propagate(session: Session, job_id: int, name: str, status: TaskStatus,
                 finished += 1
                 if child.condition_type == ConditionType.ANY:
                     explain_any(session, child_id)
-                pending.append((child.name, TaskStatus.NOT_RUN, child.dependents))
-    if finished or failed:
-        settle_job(session, job_id, finished, failed, now, settings)
+                pending.append((child.name, TaskStatus.NOT_RUN, child.dependents,
+                                child.spawned_by, 0))
+        if spawner is None:
+            job_failed += failure
+            continue
+        ended = _settle_spawner(session, spawner, parent_name, failure)
+        if ended is not None:
+            finished += 1
+            pending.append(ended)
+    if finished or job_failed:
+        settle_job(session, job_id, finished, job_failed, now, settings)
     return dispatches
+
+
+def _settle_spawner(session: Session, task_id: int, child: str, failed: int
+                    ) -> tuple[str, TaskStatus, list[Any], int | None, int] | None:
+    """Count a finished runtime task on the task that added it; that task's own end
+    (name, status, dependents, spawner, failure) when this was the last one."""
+    conn = session.connection()
+    row = conn.execute(sql.SETTLE_SPAWNER, {
+        "p_task": task_id, "p_failed": failed,
+        "p_reason": f"added task {child!r} ended error"}).first()
+    if row is None or row.status not in (TaskStatus.ENDED, TaskStatus.ERROR):
+        return None
+    status = TaskStatus(row.status)
+    if row.failed_children > 1:
+        conn.execute(update(sql.task).where(sql.task.c.id == task_id).values(
+            reason=f"{row.reason} (and {row.failed_children - 1} more of its added tasks)"))
+    failure = int(status is TaskStatus.ERROR and not row.ignore_failure)
+    return row.name, status, row.dependents, row.spawned_by, failure
 
 
 def explain_any(session: Session, task_id: int) -> None:

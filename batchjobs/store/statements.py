@@ -60,7 +60,7 @@ DISPATCH_COLUMNS = (task.c.id, task.c.job_id, task.c.name, task.c.process, task.
 READY_ORDER = (task.c.rank.desc(), task.c.ready_at, task.c.id)
 #: What a claim returns of the task row: all a process needs to run.
 CLAIMED_COLUMNS = (task.c.name, task.c.process, task.c.kwargs, task.c.company, task.c.run_as,
-                   task.c.attempts, task.c.attempt_base, task.c.dependents)
+                   task.c.attempts, task.c.attempt_base, task.c.dependents, task.c.spawned_by)
 NOW = bindparam("p_now", type_=UTCDateTime())
 LIMIT = bindparam("p_limit", type_=Integer())
 #: What an attempt's process raised and logged (None when it raised nothing or was quiet).
@@ -190,7 +190,8 @@ RETRY = (update(task).where(task.c.id == bindparam("p_task"),
 FINISH = (update(task).where(task.c.id == bindparam("p_task"),
                              guard(task.c.status, TaskStatus.EXECUTING.value))
           .values(status=bindparam("p_status"))
-          .returning(task.c.job_id, task.c.name, task.c.ignore_failure, task.c.dependents))
+          .returning(task.c.job_id, task.c.name, task.c.ignore_failure, task.c.dependents,
+                     task.c.spawned_by))
 SETTLE = (update(job).where(job.c.id == bindparam("p_job"))
           .values(remaining=job.c.remaining - bindparam("p_finished"),
                   failed=job.c.failed + bindparam("p_failed"))
@@ -222,10 +223,36 @@ def _decide_statement() -> Any:
                     queued=case((ready, True), else_=task.c.queued),
                     reason=case((never, bindparam("p_reason")), else_=task.c.reason))
             .returning(task.c.status, task.c.condition_type, task.c.dependents,
-                       *DISPATCH_COLUMNS))
+                       task.c.spawned_by, *DISPATCH_COLUMNS))
 
 
 DECIDE = _decide_statement()
+
+
+def _settle_spawner_statement() -> Any:
+    """One of the tasks a task added at run time has finished: count it on the adding
+    task, which ends (``ended``, or ``error`` if one of them failed) with the last one.
+
+    ``p_failed`` is 1 when the finished task ended ``error`` without ``ignore_failure``;
+    the first such names itself in the adding task's reason. A task that is no longer
+    executing (its job was canceled) is left alone."""
+    failed = bindparam("p_failed", type_=Integer())
+    left = task.c.open_children - 1
+    failures = task.c.failed_children + failed
+    last = left <= 0
+    return (update(task).where(task.c.id == bindparam("p_task"),
+                               guard(task.c.status, TaskStatus.EXECUTING.value),
+                               task.c.open_children > 0)
+            .values(open_children=left, failed_children=failures,
+                    status=case((and_(last, failures > 0), TaskStatus.ERROR.value),
+                                (last, TaskStatus.ENDED.value), else_=task.c.status),
+                    reason=case((and_(failed > 0, task.c.failed_children == 0),
+                                 bindparam("p_reason")), else_=task.c.reason))
+            .returning(task.c.status, task.c.name, task.c.ignore_failure, task.c.dependents,
+                       task.c.spawned_by, task.c.failed_children, task.c.reason))
+
+
+SETTLE_SPAWNER = _settle_spawner_statement()
 
 
 def _stale() -> tuple[Any, ...]:

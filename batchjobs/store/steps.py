@@ -118,8 +118,8 @@ class Steps(ABC):
     @abstractmethod
     def success(self, conn: Executor, params: dict[str, Any]) -> Any:
         """Inside a transaction: the attempt, its task and the job's counter for a
-        success; ``(job_id, name, dependents, remaining, failed)`` or None if the
-        attempt was recorded already."""
+        success; ``(job_id, name, dependents, remaining, failed, spawned_by)`` or None if
+        the attempt was recorded already."""
 
     def claim_in(self, conn: Executor, params: dict[str, Any], statement: Any = sql.CLAIM,
                  ) -> Any:
@@ -188,7 +188,7 @@ class PostgreSQL(Steps):
 
     def success(self, conn: Executor, params: dict[str, Any]) -> Any:
         row = conn.execute(_SUCCESS, {**params, "p_children": []}).fetchone()
-        return None if row is None else tuple(row[:5])
+        return None if row is None else (*row[:5], row.spawned_by)
 
     def _choose_some(self, spec: sql.ChooseSome) -> Any:
         # The choice is an InitPlan, run once; the rows are then found by primary key,
@@ -292,7 +292,7 @@ class SQLite(Steps):
             return None
         remaining, failed = conn.execute(sql.SETTLE, {"p_job": row.job_id, "p_finished": 1,
                                                       "p_failed": 0}).one()
-        return row.job_id, row.name, row.dependents, remaining, failed
+        return row.job_id, row.name, row.dependents, remaining, failed, row.spawned_by
 
     def _choose_some(self, spec: sql.ChooseSome) -> Any:
         # One writer at a time and no arrays: a CTE and ``IN``.
@@ -374,7 +374,8 @@ def _success_statement() -> Any:
     finished = (update(task).where(task.c.id.in_(select(recorded.c.task_id)),
                                    sql.guard(task.c.status, TaskStatus.EXECUTING.value))
                 .values(status=TaskStatus.ENDED.value)
-                .returning(task.c.job_id, task.c.name, task.c.dependents).cte("finished"))
+                .returning(task.c.job_id, task.c.name, task.c.dependents, task.c.spawned_by)
+                .cte("finished"))
     settled = (update(job).where(job.c.id.in_(select(finished.c.job_id)))
                .values(remaining=job.c.remaining - 1)
                .returning(job.c.remaining, job.c.failed).cte("settled"))
@@ -395,7 +396,7 @@ def _success_statement() -> Any:
         finished.c.job_id, finished.c.name, finished.c.dependents, settled.c.remaining,
         settled.c.failed, decided.c.id, decided.c.child_job_id, decided.c.child_name,
         decided.c.process, decided.c.group_name, decided.c.client, decided.c.child_status,
-        decided.c.child_timeout, decided.c.child_rank)
+        decided.c.child_timeout, decided.c.child_rank, finished.c.spawned_by)
     return (select(*columns)
             .select_from(finished.join(settled, true()).outerjoin(decided, true())))
 

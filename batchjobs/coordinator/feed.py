@@ -24,11 +24,16 @@ from ..store import steps
 def start_job(session: Session, job_id: int, depth: int) -> list[Dispatch]:
     """Move a waiting job to executing and make its unconditioned tasks ready; return the
     first ``depth`` of them to publish (the rest wait for room: :func:`queue_ready`)."""
+    return try_start_job(session, job_id, depth) or []
+
+
+def try_start_job(session: Session, job_id: int, depth: int) -> list[Dispatch] | None:
+    """:func:`start_job`, or None if the job was not waiting (someone else started it)."""
     conn = session.connection()
     now = clock.now()
     params = {"p_job": job_id, "p_now": now}
     if conn.execute(sql.START_JOB, params).first() is None:
-        return []
+        return None
     runs.start_run(session, job_id, now)
     conn.execute(sql.START_ROOTS, params)
     return queue_job(session, job_id, depth)

@@ -22,7 +22,7 @@ from ..settings import Settings
 from ..status import JobStatus, Outcome
 from ..store import statements as sql
 from ..store import steps
-from .feed import queue_ready, queued, start_job, unqueued_groups
+from .feed import queue_ready, queued, try_start_job, unqueued_groups
 from .outcome import record
 from .settlement import end_settled_job, settled_jobs
 
@@ -35,14 +35,19 @@ class Broker(Protocol):
     def queue_length(self, queue: str) -> int: ...
 
 
-def start_due_jobs(settings: Settings, broker: Broker) -> None:
-    """Start waiting jobs whose start time (or next occurrence) has come."""
+def start_due_jobs(settings: Settings, broker: Broker) -> int:
+    """Start waiting jobs whose start time (or next occurrence) has come; how many this
+    call started (another housekeeper may have started the others)."""
     with store.read_session(settings) as session:
         due = due_jobs(session)
+    started = 0
     for job_id in due:
         with store.transaction(settings) as session:
-            dispatches = start_job(session, job_id, settings.queue_depth)
-        queues.publish(dispatches, settings=settings)
+            dispatches = try_start_job(session, job_id, settings.queue_depth)
+        if dispatches is not None:
+            started += 1
+            queues.publish(dispatches, settings=settings)
+    return started
 
 
 def due_jobs(session: Session, limit: int = 100) -> list[int]:

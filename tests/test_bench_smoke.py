@@ -30,7 +30,7 @@ COMPARED = {"hop_median", "hop_p99", "hop_median_process", "throughput",
 #: ... and beside raw Celery with its own defaults (early ack, prefetch 4, no events).
 WITH_DEFAULTS = {"hop_median", "hop_p99", "throughput", "fanout_20", "fanout_40"}
 #: Figures of batchjobs alone, on every backend (ratio: many jobs / one, JOB 1 / 7 tasks).
-ALONE = {"run_at_lag_median", "run_at_lag_p95", "fanout_20_from_submit",
+ALONE = {"run_at_lag_median", "run_at_lag_p95", "run_at_wake_p95", "fanout_20_from_submit",
          "fanout_40_from_submit", "many_jobs", "job1_shape"}
 #: Figures of batchjobs alone (scale, submit, memory, rows), on redis-pg only.
 SCALE = {"overhead_small_independent", "overhead_large_independent", "overhead_small_layered",

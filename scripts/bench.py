@@ -733,6 +733,9 @@ def main(argv: list[str] | None = None) -> int:
                 print_table(backend, args, figs)
                 if bj.get("scale"):
                     print(f"\nscale details: {json.dumps(bj['scale'], default=str)}")
+                for key in ("run_at", "wide", "many"):
+                    if bj.get(key):
+                        print(f"{key} details: {json.dumps(bj[key], default=str)}")
                 print(f"duplicate messages dropped by batch servers: "
                       f"{bj.get('duplicates_dropped')}", flush=True)
     finally:

@@ -51,7 +51,7 @@ def submit(job: JobSpec, *, user: str | None = None, hold: bool = False,
     and they have waited ``BATCHJOBS_REPUBLISH_AFTER``.
     """
     # Here, not at the top: reading a status needs none of them (nor croniter, the sinks).
-    from . import job_conditions, runs
+    from . import job_conditions, runs, wakeup
     from .coordinator import start_job
     from .processes import get_process
     from .recurrence import Recurrence, first_occurrence
@@ -125,6 +125,8 @@ def submit(job: JobSpec, *, user: str | None = None, hold: bool = False,
         dispatches = []
         if starts_now:
             dispatches = start_job(session, job_id, settings.queue_depth, settings)
+        elif not hold:   # due later: the housekeepers wake at run_at, not at a tick
+            wakeup.notify(session)
     try:
         queues.publish(dispatches, settings=settings)
     except DispatchError as exc:

@@ -1,4 +1,5 @@
-"""The housekeeper: the timers of batchjobs, a list of duties run every half second.
+"""The housekeeper: the timers of batchjobs, a list of duties run every half second, and
+the work due at an instant of its own (a job's ``run_at``) at that instant.
 
 Every batch server runs one in a child process of its main process
 (:class:`HousekeeperProcess`), and ``batchjobs housekeeper`` runs one in a thread
@@ -22,8 +23,10 @@ from typing import Any
 from . import alerts, incarnation, retention, store
 from .controller import Controller, State
 from .coordinator import sweeps
+from .coordinator.delayed import next_due as next_retry_due
 from .servers import beat
 from .settings import Settings, get_settings
+from .wakeup import DueSource, Wakeup, next_job_due
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +48,9 @@ class Broker:
 
 
 class Housekeeper(threading.Thread):
-    """Runs its duties every ``settings.housekeeping_interval`` seconds; those that are
-    due once per heartbeat (``settings.heartbeat_interval``) with them when it is time."""
+    """Runs its duties every ``settings.housekeeping_interval`` seconds, those due once per
+    heartbeat every ``settings.heartbeat_interval``, and each :class:`wakeup.DueSource`'s
+    duty at the instant it is due (a job's ``run_at``), whichever comes first."""
 
     def __init__(self, server: str | None, app: Any, controller: Controller | None, *,
                  settings: Settings, parent: int | None = None, stopping: Any = None) -> None:
@@ -61,9 +65,12 @@ class Housekeeper(threading.Thread):
         #: Set to stop (an event shared with the worker's main process, in a child).
         self.stopping = stopping if stopping is not None else threading.Event()
         broker = Broker(app)
-        self.every_tick: list[Duty] = [functools.partial(duty, settings, broker) for duty in (
-            sweeps.release_due_retries, sweeps.start_due_jobs, sweeps.feed_queues)]
-        self.every_tick.append(functools.partial(alerts.deliver_due, settings))
+        self.wakeup = Wakeup(due_sources(settings, broker), settings)
+        self.every_tick: list[Duty] = [functools.partial(sweeps.feed_queues, settings, broker),
+                                       functools.partial(alerts.deliver_due, settings),
+                                       # a due instant no notification told of (a lost
+                                       # connection) is learnt here at the latest
+                                       self.wakeup.refresh]
         if controller is not None:
             self.every_tick.insert(0, controller.tick)
         self.every_beat: list[Duty] = [functools.partial(duty, settings, broker) for duty in (
@@ -71,20 +78,33 @@ class Housekeeper(threading.Thread):
             retention.daily, sweeps.age_ready)]
         if server is not None:
             self.every_beat.insert(0, self.beat)
-        self._last_beat = 0.0
         self.fenced = False
 
     def run(self) -> None:
-        while not self.stopping.wait(self.settings.housekeeping_interval):
-            if self.parent is not None and os.getppid() != self.parent:
-                log.warning("batch server %s is gone; its housekeeper stops", self.server)
-                break
-            self.tick()
-        if self.controller is not None:
-            try:
-                self.controller.close()
-            except Exception:  # noqa: BLE001 - shutting down
-                log.debug("controller connection already gone", exc_info=True)
+        interval, heartbeat = self.settings.housekeeping_interval, self.settings.heartbeat_interval
+        next_tick = next_beat = time.monotonic()   # the first pass at once
+        try:
+            while True:
+                if self.parent is not None and os.getppid() != self.parent:
+                    log.warning("batch server %s is gone; its housekeeper stops", self.server)
+                    break
+                now = time.monotonic()
+                if now >= next_beat:
+                    next_beat = now + heartbeat
+                    self.perform(self.every_beat)
+                if now >= next_tick:
+                    self.perform(self.every_tick)
+                    next_tick = time.monotonic() + interval
+                self.wakeup.run_due(next_tick)
+                if self.wakeup.wait(min(next_tick, next_beat), self.stopping):
+                    break
+        finally:
+            self.wakeup.close()
+            if self.controller is not None:
+                try:
+                    self.controller.close()
+                except Exception:  # noqa: BLE001 - shutting down
+                    log.debug("controller connection already gone", exc_info=True)
 
     def beat(self) -> None:
         """The server's heartbeat, while its incarnation holds the name; a server whose
@@ -102,17 +122,28 @@ class Housekeeper(threading.Thread):
             os.kill(self.parent, signal.SIGTERM)
 
     def tick(self) -> None:
-        duties = list(self.every_tick)
-        now = time.monotonic()
-        if now - self._last_beat >= self.settings.heartbeat_interval:
-            self._last_beat = now
-            duties += self.every_beat
+        """One pass of every duty, as at a tick that is also a heartbeat."""
+        self.perform(self.every_tick + self.every_beat)
+        self.wakeup.run_due(time.monotonic())
+
+    @staticmethod
+    def perform(duties: list[Duty]) -> None:
         for duty in duties:
             try:   # one failing duty (a sink, say) must not stop the heartbeat
                 duty()
             except Exception:   # the next tick retries
                 name = getattr(getattr(duty, "func", duty), "__name__", repr(duty))
                 log.exception("housekeeping: %s failed", name)
+
+
+def due_sources(settings: Settings, broker: Broker) -> list[DueSource]:
+    """What is due at an instant of its own, each with the query of that instant and the
+    duty that handles it (:mod:`batchjobs.wakeup`): waiting jobs by ``run_at``, delayed
+    retries by ``not_before``."""
+    return [DueSource("jobs", next_job_due,
+                      functools.partial(sweeps.start_due_jobs, settings, broker)),
+            DueSource("retries", next_retry_due,
+                      functools.partial(sweeps.release_due_retries, settings, broker))]
 
 
 class HousekeeperProcess:

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from . import clock, queues, runs, store
+from . import clock, queues, runs, store, wakeup
 from .coordinator import propagate, queue_job, start_job
 from .errors import InvalidState, JobNotFound
 from .graph import Decision, decide, holds, unmet_reason
@@ -65,8 +65,11 @@ def release(job_id: int, *, settings: Settings | None = None) -> None:
         now = clock.now()
         runs.set_run_status(session, job_id, JobStatus.WAITING, now)
         session.flush()
-        dispatches = start_job(session, job_id, settings.queue_depth, settings) \
-            if job.run_at is None or job.run_at <= now else []
+        if job.run_at is None or job.run_at <= now:
+            dispatches = start_job(session, job_id, settings.queue_depth, settings)
+        else:   # due later: the housekeepers wake at run_at
+            dispatches = []
+            wakeup.notify(session)
     queues.publish_or_defer(dispatches, settings=settings)
 
 

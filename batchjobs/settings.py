@@ -44,6 +44,9 @@ PRIORITY_AGING = 600.0
 SERVER_TIMEOUT = 30.0
 #: Seconds between two passes of a housekeeper.
 HOUSEKEEPING_INTERVAL = 0.5
+#: Seconds between two reads of the next due instants where the database sends no
+#: notifications (SQLite): how late a job submitted with ``run_at`` just ahead may start.
+DUE_POLL_INTERVAL = 0.05
 #: Seconds between two heartbeats of a batch server (and the recovery sweeps with them).
 HEARTBEAT_INTERVAL = 2.0
 #: Tries of one alert delivery before it is given up (marked ``failed``).
@@ -80,7 +83,11 @@ class Settings:
     alert_webhook: str | None = None
     alert_max_tries: int = ALERT_MAX_TRIES
     alert_lease: float = ALERT_LEASE
+    #: ``BATCHJOBS_HOUSEKEEPING_INTERVAL``: the housekeepers' tick (due work wakes them
+    #: at its own instant, :mod:`batchjobs.wakeup`).
     housekeeping_interval: float = HOUSEKEEPING_INTERVAL
+    #: ``BATCHJOBS_DUE_POLL``: seconds between reads of the next due instants on SQLite.
+    due_poll_interval: float = DUE_POLL_INTERVAL
     heartbeat_interval: float = HEARTBEAT_INTERVAL
     housekeeper_restart_delay: float = HOUSEKEEPER_RESTART_DELAY
     publish_batch: int = PUBLISH_BATCH
@@ -126,6 +133,9 @@ class Settings:
                    server_timeout=_seconds(env, "BATCHJOBS_SERVER_TIMEOUT", SERVER_TIMEOUT),
                    queue_depth=_count(env, "BATCHJOBS_QUEUE_DEPTH", QUEUE_DEPTH),
                    priority_aging=_aging(env),
+                   housekeeping_interval=_seconds(env, "BATCHJOBS_HOUSEKEEPING_INTERVAL",
+                                                  HOUSEKEEPING_INTERVAL),
+                   due_poll_interval=_seconds(env, "BATCHJOBS_DUE_POLL", DUE_POLL_INTERVAL),
                    smtp_url=env.get("BATCHJOBS_SMTP_URL") or None,
                    alert_email_from=env.get("BATCHJOBS_ALERT_EMAIL_FROM") or "batchjobs@localhost",
                    alert_webhook=env.get("BATCHJOBS_ALERT_WEBHOOK") or None,

@@ -119,15 +119,18 @@ class Profiler:
 class RawWorkers:
     """``celery -A rawcelery worker`` processes, stopped warm, then their process group killed."""
 
-    def __init__(self, count: int, concurrency: int, env: dict[str, str], logs: Path) -> None:
+    def __init__(self, count: int, concurrency: int, env: dict[str, str], logs: Path, *,
+                 defaults: bool = False) -> None:
         self.procs: list[subprocess.Popen[bytes]] = []
         self.logs = [logs / f"raw{k + 1}.log" for k in range(count)]
+        # Celery's defaults: prefetch 4 per process, no task events (early ack: rawcelery)
+        flags = [] if defaults else ["--prefetch-multiplier", "1", "--task-events"]
         for k in range(count):
             with open(self.logs[k], "ab") as out:
                 self.procs.append(subprocess.Popen(
                     [sys.executable, "-m", "celery", "-A", "rawcelery", "worker", "--pool",
-                     "prefork", "--concurrency", str(concurrency), "--prefetch-multiplier", "1",
-                     "-Q", "raw.bench", "--task-events", "--without-mingle", "--without-gossip",
+                     "prefork", "--concurrency", str(concurrency), *flags,
+                     "-Q", "raw.bench", "--without-mingle", "--without-gossip",
                      "--loglevel", "INFO", "--hostname", f"raw{k + 1}-{os.getpid()}@%h"],
                     env=env, cwd=SCRIPTS, stdout=out, stderr=subprocess.STDOUT,
                     start_new_session=True))
@@ -264,13 +267,16 @@ def run_raw(args: argparse.Namespace, backend: str, home: Path, redis_url: str,
     client = rawcelery.make_app(url, opts)  # the workers decide whether results are stored
     n = args.tasks
 
+    current = [client]   # the client of the variant running (Celery's defaults: its own)
+
     def publish(tag: str, count: int) -> None:
-        with client.producer_or_acquire() as producer:
+        app = current[0]
+        with app.producer_or_acquire() as producer:
             for i in range(count):
-                client.send_task("raw.noop", args=(tag, i), queue=rawcelery.QUEUE,
+                app.send_task("raw.noop", args=(tag, i), queue=rawcelery.QUEUE,
                                  producer=producer)
 
-    def throughput(workers: RawWorkers, tag: str) -> dict[str, float]:
+    def throughput(workers: RawWorkers, tag: str, n: int = n) -> dict[str, float]:
         cpu0 = cpu_s(workers.pids)
         spy = Profiler(args.py_spy, f"{backend}-{tag}", workers.pids)
         try:
@@ -286,31 +292,88 @@ def run_raw(args: argparse.Namespace, backend: str, home: Path, redis_url: str,
         return {"tasks_per_s": n / (last - first), "cpu_ms_per_task": cpu * 1000 / n,
                 "publish_ms_per_task": (t1 - t0) * 1000 / n}
 
-    for variant in ("plain", "results"):
+    def hop(workers: RawWorkers, tag: str) -> dict[str, float]:
+        m, app = args.chain, current[0]
+        chain(app.signature("raw.hop", args=(None, tag, 0), queue=rawcelery.QUEUE),
+              *[app.signature("raw.hop", args=(tag, i), queue=rawcelery.QUEUE)
+                for i in range(1, m)]).apply_async()
+        lines = wait_lines(sink / f"{tag}.log", m, workers, args.stall)
+        return hops({int(i): (float(s), None if p == "None" else float(p))
+                     for i, s, p in lines})
+
+    # plain: batchjobs' Celery options; results: with a result backend; defaults: Celery's
+    # own (early ack, prefetch 4, no events); wide: plain, --wide-servers workers
+    # x --wide-threads on --wide-tasks tasks.
+    for variant in ("plain", "results", "defaults", "wide"):
         env = dict(os.environ, RAW_BROKER_URL=url, RAW_TRANSPORT_OPTIONS=json.dumps(opts),
                    RAW_SINK=str(sink), RAW_RESULT_BACKEND=result_backend
-                   if variant == "results" else "",
-                   PYTHONPATH=os.pathsep.join([str(SCRIPTS), str(REPO)]))
-        log(f"{backend}: starting {args.workers} raw Celery worker(s) ({variant})")
-        workers = RawWorkers(args.workers, args.concurrency, env, home)
+                   if variant == "results" else "", RAW_DEFAULTS="1" if variant == "defaults"
+                   else "", PYTHONPATH=os.pathsep.join([str(SCRIPTS), str(REPO)]))
+        count, threads = ((args.wide_servers, args.wide_threads) if variant == "wide"
+                          else (args.workers, args.concurrency))
+        log(f"{backend}: starting {count} raw Celery worker(s) ({variant})")
+        workers = RawWorkers(count, threads, env, home, defaults=variant == "defaults")
+        current[0] = rawcelery.make_app(url, opts, defaults=True) \
+            if variant == "defaults" else client
         try:
-            warm = 4 * args.workers * args.concurrency
+            warm = 4 * count * threads
             publish(f"warm-{variant}", warm)
             wait_lines(sink / f"warm-{variant}.log", warm, workers, max(args.stall, 60))
             if variant == "plain":
-                m = args.chain
-                chain(client.signature("raw.hop", args=(None, "hop", 0), queue=rawcelery.QUEUE),
-                      *[client.signature("raw.hop", args=("hop", i), queue=rawcelery.QUEUE)
-                        for i in range(1, m)]).apply_async()
-                lines = wait_lines(sink / "hop.log", m, workers, args.stall)
-                res["hop"] = hops({int(i): (float(s), None if p == "None" else float(p))
-                                   for i, s, p in lines})
+                res["hop"] = hop(workers, "hop")
                 log(f"{backend}: raw Celery hop {res['hop']['median']:.2f} ms")
                 res["throughput"] = done = throughput(workers, "tput")
                 res["memory"] = memory(workers.pids)
-            else:
+            elif variant == "results":
                 res["throughput_results"] = done = throughput(workers, "tput-results")
+            elif variant == "defaults":
+                res["hop_defaults"] = hop(workers, "hop-defaults")
+                res["throughput_defaults"] = done = throughput(workers, "tput-defaults")
+            else:
+                res["wide"] = done = throughput(workers, "tput-wide", args.wide_tasks)
             log(f"{backend}: raw Celery ({variant}) {done['tasks_per_s']:.0f} tasks/s")
         finally:
             workers.stop()
     client.close()
+
+
+class WaitSampler:
+    """Samples PostgreSQL's ``pg_stat_activity`` every 20 ms in a thread while a phase runs:
+    how many active client backends of the benchmark's database wait, and on what
+    (``Lock/transactionid``, ``Lock/tuple``: a row another transaction holds)."""
+
+    def __init__(self, url: str, interval: float = 0.02) -> None:
+        import threading
+
+        import psycopg
+
+        self.conn = psycopg.connect(loopback_only(url).replace("postgresql+psycopg", "postgresql"),
+                                    autocommit=True)
+        self.interval = interval
+        self.counts: dict[str, int] = {}
+        self.samples = 0
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        query = ("SELECT coalesce(wait_event_type || '/' || wait_event, 'running') FROM "
+                 "pg_stat_activity WHERE datname = current_database() AND state = 'active' "
+                 "AND backend_type = 'client backend' AND pid <> pg_backend_pid()")
+        while not self.stopping.wait(self.interval):
+            rows = self.conn.execute(query).fetchall()
+            self.samples += 1
+            for (what,) in rows:
+                self.counts[what] = self.counts.get(what, 0) + 1
+
+    def stop(self) -> dict[str, Any]:
+        """Per wait event, the share of active-backend samples (and the samples taken)."""
+        self.stopping.set()
+        self.thread.join(10)
+        self.conn.close()
+        active = sum(self.counts.values()) or 1
+        locks = sum(n for what, n in self.counts.items() if what.startswith("Lock/"))
+        return {"samples": self.samples, "active_per_sample": active / max(1, self.samples),
+                "lock_share": locks / active,
+                "events": {k: round(v / active, 4) for k, v in
+                           sorted(self.counts.items(), key=lambda kv: -kv[1])}}

@@ -8,6 +8,8 @@ its transport options and the result backend come from ``RAW_*`` environment var
 Each task appends one line to ``$RAW_SINK/<tag>.log`` (one ``os.write`` on an ``O_APPEND``
 descriptor, so lines of concurrent processes never interleave):
 
+``RAW_DEFAULTS=1`` runs Celery with its own defaults (early ack, prefetch 4, no events).
+
 * ``raw.noop(tag, i)`` writes ``i start end``;
 * ``raw.hop(prev_end, tag, i)`` writes ``i start prev_end``, *before* it takes its own end
   time, which it returns: a ``chain`` passes it to the next link as ``prev_end``. The hop
@@ -32,7 +34,9 @@ _fds: dict[str, int] = {}
 
 
 def make_app(broker_url: str, transport_options: dict[str, Any] | None = None,
-             result_backend: str | None = None) -> Celery:
+             result_backend: str | None = None, *, defaults: bool = False) -> Celery:
+    """The raw app; ``defaults``: Celery's own defaults for acknowledgement, prefetch and
+    events (early ack, prefetch 4 per process, no task events) instead of batchjobs'."""
     if broker_url.startswith("embedded://"):
         import batchjobs.broker
 
@@ -53,12 +57,16 @@ def make_app(broker_url: str, transport_options: dict[str, Any] | None = None,
         task_send_sent_event=True,
         timezone="UTC", enable_utc=True,
     )
+    if defaults:
+        app.conf.update(task_acks_late=False, worker_prefetch_multiplier=4,
+                        worker_send_task_events=False, task_send_sent_event=False)
     return app
 
 
 app = make_app(os.environ.get("RAW_BROKER_URL", "redis://127.0.0.1:6379/13"),
                json.loads(os.environ.get("RAW_TRANSPORT_OPTIONS") or "{}"),
-               os.environ.get("RAW_RESULT_BACKEND") or None)
+               os.environ.get("RAW_RESULT_BACKEND") or None,
+               defaults=os.environ.get("RAW_DEFAULTS") == "1")
 
 
 def _record(tag: str, line: str) -> None:

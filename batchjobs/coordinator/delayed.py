@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import Integer, bindparam, func, select, update
 from sqlalchemy.orm import Session
 
+from .. import wakeup
 from ..models import DELAYED, UTCDateTime
 from ..queues import Dispatch
 from ..retry import Decision, Failure, Policy
@@ -70,6 +71,7 @@ def retry_after_failure(session: Session, task_id: int, failure: Failure | None,
     due = steps.of(session).now(conn) + timedelta(seconds=decision.delay)
     if conn.execute(RETRY_LATER, {**params, "p_due": due}).first() is None:
         return _no_retry(), []
+    wakeup.notify(session)   # the housekeepers wake at its instant, not at their next tick
     return decision, []
 
 

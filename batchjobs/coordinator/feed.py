@@ -31,11 +31,17 @@ def start_job(session: Session, job_id: int, depth: int,
     whose conditions on other jobs hold already; return the first ``depth`` of them to
     publish (the rest wait for room: :func:`queue_ready`). ``settings``: for a task made
     not_run by such a condition that ends the job (its alert); the environment's if None."""
+    return try_start_job(session, job_id, depth, settings) or []
+
+
+def try_start_job(session: Session, job_id: int, depth: int,
+                  settings: Settings | None = None) -> list[Dispatch] | None:
+    """:func:`start_job`, or None if the job was not waiting (someone else started it)."""
     conn = session.connection()
     now = clock.now()
     params = {"p_job": job_id, "p_now": now}
     if conn.execute(sql.START_JOB, params).first() is None:
-        return []
+        return None
     runs.start_run(session, job_id, now)
     conn.execute(sql.START_ROOTS, params)
     # Conditions on jobs that have finished already hold (or not) at once.

@@ -24,7 +24,7 @@ from ..status import JobStatus, Outcome
 from ..store import statements as sql
 from ..store import steps
 from .delayed import has_due, release_due
-from .feed import queue_ready, queued, start_job, unqueued_groups
+from .feed import queue_ready, queued, try_start_job, unqueued_groups
 from .outcome import record
 from .settlement import end_settled_job, settled_jobs
 
@@ -37,18 +37,23 @@ class Broker(Protocol):
     def queue_length(self, queue: str) -> int: ...
 
 
-def start_due_jobs(settings: Settings, broker: Broker) -> None:
-    """Start waiting jobs whose start time (or next occurrence) has come; hold instead
-    those whose owner is disabled (:mod:`batchjobs.owners`)."""
+def start_due_jobs(settings: Settings, broker: Broker) -> int:
+    """Start waiting jobs whose start time (or next occurrence) has come, holding instead
+    those whose owner is disabled (:mod:`batchjobs.owners`); how many this call started
+    (another housekeeper may have started the others)."""
     with store.read_session(settings) as session:
         due = due_jobs(session)
         disabled = due_jobs_of_disabled_owners(session)
     if disabled:
         hold_for_disabled_owners(disabled, settings)
+    started = 0
     for job_id in due:
         with store.transaction(settings) as session:
-            dispatches = start_job(session, job_id, settings.queue_depth, settings)
-        queues.publish(dispatches, settings=settings)
+            dispatches = try_start_job(session, job_id, settings.queue_depth, settings)
+        if dispatches is not None:
+            started += 1
+            queues.publish(dispatches, settings=settings)
+    return started
 
 
 def due_jobs(session: Session, limit: int = 100) -> list[int]:
@@ -83,15 +88,16 @@ def hold_for_disabled_owners(jobs: list[tuple[int, str]], settings: Settings) ->
                 log.warning("job %s held: its owner %s is disabled", job_id, owner)
 
 
-def release_due_retries(settings: Settings, broker: Broker) -> None:
+def release_due_retries(settings: Settings, broker: Broker) -> int:
     """Publish the delayed retries whose instant has come (first looked for with a read,
-    so an idle installation writes nothing)."""
+    so an idle installation writes nothing); how many this call released."""
     with store.read_session(settings) as session:
         if not has_due(session):
-            return
+            return 0
     with store.transaction(settings) as session:
         dispatches = release_due(session, limit=settings.queue_depth)
     queues.publish(dispatches, settings=settings)
+    return len(dispatches)
 
 
 def feed_queues(settings: Settings, broker: Broker) -> None:

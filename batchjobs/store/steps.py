@@ -18,6 +18,7 @@ allocate ids       the table's sequence                    after ``MAX(id)`` (on
 insert many        ``COPY`` from 500 rows                  ``executemany``
 schema lock        advisory lock                           ``flock`` beside the file
 now                the server's ``statement_timestamp()``  this host's clock (one host)
+due notifications  ``LISTEN`` / ``pg_notify``              none (housekeepers poll)
 =================  ======================================  ==================================
 """
 
@@ -65,6 +66,8 @@ from . import statements as sql
 SCHEMA_LOCK_KEY = 0x62617463  # "batc"
 #: From this many rows on, PostgreSQL inserts go through COPY (several times faster).
 COPY_FROM_ROWS = 500
+#: The channel housekeepers listen on for "something is due earlier" (:mod:`batchjobs.wakeup`).
+DUE_CHANNEL = "batchjobs_due"
 
 
 class Executor(Protocol):
@@ -131,6 +134,16 @@ class Steps(ABC):
                                               "p_company": row.company, "p_user": row.run_as})
         return row
 
+    def notify_due(self, conn: Executor) -> None:
+        """In a transaction: tell the housekeepers at its commit that something may be due
+        earlier than they know (nothing where they poll)."""
+        return None
+
+    def listener(self, engine: Engine) -> Any:
+        """A connection waiting for :meth:`notify_due` (``wait(seconds) -> bool``,
+        ``close()``), or None where housekeepers poll instead."""
+        return None
+
     def choose_some(self, spec: sql.ChooseSome) -> Any:
         """``spec`` written for this database, built once per spec."""
         entry = self._chosen.get(id(spec))
@@ -173,6 +186,12 @@ class PostgreSQL(Steps):
     def now(self, conn: Executor) -> datetime:
         value: datetime = conn.execute(_DATABASE_NOW).scalar_one()
         return value.astimezone(UTC)
+
+    def notify_due(self, conn: Executor) -> None:
+        conn.execute(_NOTIFY_DUE)
+
+    def listener(self, engine: Engine) -> Any:
+        return _Listener(engine)
 
     @contextmanager
     def atomic(self, engine: Engine) -> Iterator[Executor]:
@@ -223,6 +242,38 @@ class PostgreSQL(Steps):
                 for row in rows:
                     copy.write_row([json.dumps(v) if isinstance(v, (dict, list)) else v
                                     for v in (row[c] for c in columns)])
+
+
+_NOTIFY_DUE = text(f"SELECT pg_notify('{DUE_CHANNEL}', '')")
+
+
+class _Listener:
+    """A connection of its own, in autocommit, that has run ``LISTEN`` on the due channel
+    (a housekeeper's; never from the pool, which would hand it to others)."""
+
+    def __init__(self, engine: Engine) -> None:
+        fairy = engine.raw_connection()
+        raw: Any = fairy.driver_connection
+        fairy.detach()
+        raw.autocommit = True
+        raw.execute(f"LISTEN {DUE_CHANNEL}")
+        self._raw = raw
+
+    def wait(self, seconds: float) -> bool:
+        """Wait up to ``seconds`` for a notification; True if one (or more) came."""
+        got = False
+        for _ in self._raw.notifies(timeout=seconds, stop_after=1):
+            got = True
+        if got:   # drain what came with it: one refresh covers them all
+            for _ in self._raw.notifies(timeout=0):
+                pass
+        return got
+
+    def close(self) -> None:
+        try:
+            self._raw.close()
+        except Exception:  # noqa: BLE001 - a broken connection may fail to close
+            pass
 
 
 class SQLite(Steps):

@@ -78,6 +78,6 @@ def test_list_json_shows_the_submitted_job(servers):
     job_id = submit(JOBS / "job1.yaml")
     listed = json.loads(cli("list", "--json").stdout)
     row = next(j for j in listed if j["id"] == job_id)
-    assert set(row) == {"id", "description", "status", "created_by", "created_at"}
+    assert set(row) == {"id", "description", "status", "created_by", "created_at", "hold_reason"}
     assert row["description"] == "JOB 1"
     assert cli("wait", str(job_id), "--timeout", "60").returncode == 0

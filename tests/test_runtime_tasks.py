@@ -107,6 +107,17 @@ def test_a_task_ends_after_the_tasks_it_added_and_its_dependent_waits_for_them(s
     assert status(job_id, settings=settings)["status"] == "ended"
 
 
+def test_the_added_tasks_run_at_the_priority_of_the_task_that_added_them(settings):
+    job = JobSpec("urgent fan out", priority="low")
+    job.add_task("P", "batchjobs.examples.fan_out", kwargs={"n": 2, "seconds": 0},
+                 priority="high")
+    job_id = started(settings, job)
+    run(settings, job_id, "P")
+    tasks = by_name(status(job_id, settings=settings))
+    assert {tasks[f"P #{i}"]["priority"] for i in (1, 2)} == {"high"}
+    assert {tasks[f"P #{i}"]["effective_priority"] for i in (1, 2)} == {"high"}
+
+
 def test_a_failed_child_fails_its_adder_naming_it_and_its_ended_dependents_do_not_run(settings):
     job = JobSpec("child fails")
     parent = job.add_task("P", ADDS, kwargs={"children": [

@@ -39,7 +39,7 @@ _OPEN = (update(_task).where(_task.c.id == bindparam("p_task"),
                              sql.guard(_task.c.status, TaskStatus.EXECUTING.value),
                              _task.c.open_children == 0)
          .values(open_children=bindparam("p_count", type_=Integer()), failed_children=0)
-         .returning(_task.c.job_id, _task.c.run_as))
+         .returning(_task.c.job_id, _task.c.run_as, _task.c.priority))
 _ADD_REMAINING = (update(_job).where(_job.c.id == bindparam("p_job"))
                   .values(remaining=_job.c.remaining + bindparam("p_count", type_=Integer())))
 
@@ -69,7 +69,7 @@ def record_with_children(session: Session, task_id: int, attempt: int,
     parent = conn.execute(_OPEN, {"p_task": task_id, "p_count": len(added)}).first()
     if parent is None:
         return []
-    _insert(session, job_id, task_id, parent.run_as, added, now)
+    _insert(session, job_id, task_id, parent.run_as, parent.priority, added, now)
     conn.execute(_ADD_REMAINING, {"p_job": job_id, "p_count": len(added)})
     return queue_job(session, job_id, settings.queue_depth)
 
@@ -86,8 +86,10 @@ def _check_names_free(conn: Any, job_id: int, names: list[str]) -> None:
                             "another task)", task=clash, field="name", value=clash)
 
 
-def _insert(session: Session, job_id: int, parent_id: int, run_as: str,
+def _insert(session: Session, job_id: int, parent_id: int, run_as: str, priority: int,
             added: Sequence[TaskSpec], now: datetime) -> None:
+    """The added tasks' rows: they run as the adder's user, at the adder's declared
+    priority (the work it split keeps its place against other jobs)."""
     ids = dict(zip((t.name for t in added), store.allocate_ids(session, "tasks", len(added)),
                    strict=True))
     dependents: dict[str, list[list[Any]]] = {t.name: [] for t in added}
@@ -108,7 +110,7 @@ def _insert(session: Session, job_id: int, parent_id: int, run_as: str,
          "n_conditions": len(t.depends_on), "met": 0, "unmet": 0, "attempts": 0,
          "attempt_base": 0, "client": clients[t.process], "timeout": t.timeout,
          "run_as": run_as, "dependents": dependents[t.name], "spawned_by": parent_id,
-         "open_children": 0, "failed_children": 0}
+         "open_children": 0, "failed_children": 0, "priority": priority, "rank": priority}
         for t in added
     ])
     if conditions:

@@ -118,6 +118,23 @@ def test_the_added_tasks_run_at_the_priority_of_the_task_that_added_them(setting
     assert {tasks[f"P #{i}"]["effective_priority"] for i in (1, 2)} == {"high"}
 
 
+def test_ten_thousand_added_tasks_are_stored_with_the_success_and_counted_on_the_job(
+        settings):
+    job = JobSpec("ten thousand")
+    job.add_task("P", "tests.processes.spawning.many", kwargs={"n": 10_000})
+    job.add_task("after", "batchjobs.examples.noop", depends_on=["P"])
+    job_id = started(settings, job)
+    run(settings, job_id, "P")
+    with store.read_session(settings) as session:
+        counts = dict(session.execute(select(Task.status, func.count()).where(
+            Task.job_id == job_id).group_by(Task.status)).all())
+        queued = session.execute(select(func.count()).where(
+            Task.job_id == job_id, Task.status == "ready", Task.queued)).scalar_one()
+        remaining = session.execute(select(Job.remaining).where(Job.id == job_id)).scalar_one()
+    assert counts == {"ready": 10_000, "executing": 1, "waiting": 1}
+    assert queued == settings.queue_depth and remaining == 10_002
+
+
 def test_a_failed_child_fails_its_adder_naming_it_and_its_ended_dependents_do_not_run(settings):
     job = JobSpec("child fails")
     parent = job.add_task("P", ADDS, kwargs={"children": [

@@ -104,21 +104,23 @@ def test_status_json_shows_the_adder_executing_while_its_children_run(servers, t
     assert statuses(batchjobs.status(job_id))["D"] == "ended"
 
 
-@pytest.mark.timeout(2400)
-def test_ten_thousand_children_run_and_the_job_ends(servers):
-    job = JobSpec("ten thousand")
-    job.add_task("P", "tests.processes.spawning.many", kwargs={"n": 10_000})
+@pytest.mark.timeout(1200)
+def test_a_thousand_children_run_and_the_job_ends(servers):
+    """Real servers run what a process added; storing 10,000 is tested in-process
+    (tests/test_runtime_tasks.py): running them all here cost the suite 15 minutes."""
+    job = JobSpec("a thousand")
+    job.add_task("P", "tests.processes.spawning.many", kwargs={"n": 1_000})
     job.add_task("after", "batchjobs.examples.noop", depends_on=["P"])
     started = time.monotonic()
     job_id = batchjobs.submit(job)
     assert batchjobs.wait(job_id, timeout=1200) == "ended"
-    print(f"10,000 runtime tasks ran in {time.monotonic() - started:.1f} s")
+    print(f"1,000 runtime tasks ran in {time.monotonic() - started:.1f} s")
     with store.read_session() as session:
         counts = dict(session.execute(select(Task.status, func.count()).where(
             Task.job_id == job_id).group_by(Task.status)).all())
-    assert counts == {"ended": 10_002}
+    assert counts == {"ended": 1_002}
     result = batchjobs.status(job_id)
     added = when(attempt_of(result, "P")["ended_at"])
     after = when(attempt_of(result, "after")["started_at"])
     ends = [when(a["ended_at"]) for a in batchjobs.attempts(job_id) if a["task"].startswith("P ")]
-    assert len(ends) == 10_000 and max(ends) <= after and added <= min(ends)
+    assert len(ends) == 1_000 and max(ends) <= after and added <= min(ends)

@@ -284,6 +284,17 @@ def signal_server(server: ServerProcess, sig: signal.Signals, *, group: bool) ->
         server.process.send_signal(sig)
 
 
+def accepted_by_main_process(server: ServerProcess) -> bool:
+    """Whether the server's main process knows its pool process runs a task (Celery's
+    active requests, by remote control). The task's own pid file says only that the pool
+    process started it: a cold shutdown signalled before the main process has read that
+    cannot stop it (it knows no pid to kill), and waits for it."""
+    from batchjobs.app import app
+
+    replies = app.control.inspect(timeout=1.0).active() or {}
+    return any(host.startswith(f"{server.name}@") and tasks for host, tasks in replies.items())
+
+
 def log_says(server: ServerProcess, text: str, *, times: int = 1) -> bool:
     return server.log_path is not None and server.log_path.read_text(
         errors="replace").count(text) >= times
@@ -323,6 +334,8 @@ def test_a_cold_shutdown_ends_the_running_attempt_error_and_the_task_retries(
     release = tmp_path / "release"
     job_id = held_job(tmp_path, group, retries=1, release=str(release))
     pid_of(tmp_path, "held", 1)
+    wait_for(lambda: accepted_by_main_process(server), timeout=120,
+             message="the running task known to the server's main process")
     *first, last = signals
     for number, name in enumerate(first, start=1):   # each handled before the next is sent
         signal_server(server, getattr(signal, name), group=True)

@@ -34,7 +34,6 @@ from .models import Job, JobCondition
 from .queues import Dispatch
 from .settings import Settings, get_settings
 from .status import JOB_FINAL, ConditionType, Expected, JobStatus, TaskStatus
-from .store import statements as sql
 
 if TYPE_CHECKING:
     from .definition import JobSpec
@@ -139,7 +138,7 @@ def _count(session: Session, job_id: int, run: int,
     """Count each condition (once per run: marked with ``run``) on its task's counters,
     deciding the task as :data:`statements.DECIDE` does; a task made not_run cascades
     through its own dependents and is settled on the job."""
-    from .coordinator.settlement import explain_any, propagate
+    from .coordinator.settlement import decide, explain_any, propagate, ready_dispatch
 
     conn = session.connection()
     dispatches: list[Dispatch] = []
@@ -148,17 +147,11 @@ def _count(session: Session, job_id: int, run: int,
             continue
         parent = AS_TASK[JobStatus(status)] if status is not None else None
         held = parent is not None and holds(expected, parent)
-        child = conn.execute(sql.DECIDE, {
-            "p_task": task_id, "p_held": int(held), "p_unheld": int(not held),
-            "p_reason": unmet_reason(after_job_id, status, expected), "p_now": now,
-        }).first()
+        child = decide(conn, task_id, held, unmet_reason(after_job_id, status, expected), now)
         if child is None:
             continue
         if child.status == TaskStatus.READY:
-            if not child.client:
-                dispatches.append(Dispatch(child.id, child.job_id, child.name, child.process,
-                                           child.group_name, timeout=child.timeout,
-                                           rank=child.rank))
+            dispatches += ready_dispatch(child)
         elif child.status == TaskStatus.NOT_RUN:
             if child.condition_type == ConditionType.ANY:
                 explain_any(session, task_id)

@@ -44,18 +44,12 @@ def propagate(session: Session, job_id: int, name: str, status: TaskStatus,
     while pending:
         parent_name, parent_status, children, spawner, failure = pending.popleft()
         for child_id, expected in children or ():
-            held = holds(expected, parent_status)
-            child = conn.execute(sql.DECIDE, {
-                "p_task": child_id, "p_held": int(held), "p_unheld": int(not held),
-                "p_reason": unmet_reason(parent_name, parent_status, expected), "p_now": now,
-            }).first()
+            child = decide(conn, child_id, holds(expected, parent_status),
+                           unmet_reason(parent_name, parent_status, expected), now)
             if child is None:
                 continue
             if child.status == TaskStatus.READY:
-                if not child.client:
-                    dispatches.append(Dispatch(child.id, child.job_id, child.name,
-                                               child.process, child.group_name,
-                                               timeout=child.timeout, rank=child.rank))
+                dispatches += ready_dispatch(child)
             elif child.status == TaskStatus.NOT_RUN:
                 finished += 1
                 if child.condition_type == ConditionType.ANY:
@@ -90,6 +84,22 @@ def _settle_spawner(session: Session, task_id: int, child: str, failed: int
             reason=f"{row.reason} (and {row.failed_children - 1} more of its added tasks)"))
     failure = int(status is TaskStatus.ERROR and not row.ignore_failure)
     return row.name, status, row.dependents, row.spawned_by, failure
+
+
+def decide(conn: Any, task_id: int, held: bool, reason: str, now: datetime) -> Any:
+    """Count one condition of ``task_id`` (held or not) and decide it from its own
+    counters (:data:`statements.DECIDE`): its row, or None if it no longer waited."""
+    return conn.execute(sql.DECIDE, {"p_task": task_id, "p_held": int(held),
+                                     "p_unheld": int(not held), "p_reason": reason,
+                                     "p_now": now}).first()
+
+
+def ready_dispatch(child: Any) -> list[Dispatch]:
+    """What to publish for a task :func:`decide` made ready: nothing for a client task."""
+    if child.client:
+        return []
+    return [Dispatch(child.id, child.job_id, child.name, child.process, child.group_name,
+                     timeout=child.timeout, rank=child.rank)]
 
 
 def explain_any(session: Session, task_id: int) -> None:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import insert, select
 
-from . import clock, priority, queues, store
+from . import clock, priority, queues, reads, store
 from .errors import DispatchError, InvalidRecurrence, JobNotFound, TaskNotFound
 from .models import Attempt, BatchGroup, Condition, Job, Task
 from .settings import Settings, get_settings
@@ -149,60 +149,10 @@ def _log_deferred(job_id: int, error: DispatchError) -> None:
 
 
 def status(job_id: int, *, settings: Settings | None = None) -> dict[str, Any]:
-    """The job and each task's status, last attempt, error and reason (times in UTC ISO-8601)."""
-    with store.read_session(settings) as session:
-        job = session.get(Job, job_id)
-        if job is None:
-            raise JobNotFound(job_id)
-        tasks = session.execute(select(Task).where(Task.job_id == job_id).order_by(Task.id)
-                                ).scalars().all()
-        names = {t.id: t.name for t in tasks}
-        last: dict[int, Attempt] = {}
-        for attempt in session.execute(
-            select(Attempt).join(Task, Task.id == Attempt.task_id)
-            .where(Task.job_id == job_id).order_by(Attempt.task_id, Attempt.number)
-        ).scalars():
-            last[attempt.task_id] = attempt
-        from .job_conditions import of_job
-
-        after = of_job(session, job_id)
-        return {
-            "id": job.id, "description": job.description, "status": job.status,
-            "created_by": job.created_by, "created_at": clock.iso(job.created_at),
-            "run_at": clock.iso(job.run_at), "started_at": clock.iso(job.started_at),
-            "ended_at": clock.iso(job.ended_at), "alert": job.alert, "company": job.company,
-            "run": job.run_number, "recurrence": job.recurrence,
-            "hold_reason": job.hold_reason, "changes": _changes(session, job_id),
-            "priority": priority.word(job.priority), "max_concurrency": job.max_concurrency,
-            "tasks": [{**_task_status(t, last.get(t.id), names), "after_jobs": after.get(t.id, [])}
-                      for t in tasks],
-        }
-
-
-def _changes(session: Any, job_id: int) -> list[dict[str, Any]]:
-    from .owners import changes
-
-    return changes(session, job_id)
-
-
-def _task_status(task: Task, attempt: Attempt | None,
-                 names: dict[int, str] | None = None) -> dict[str, Any]:
-    return {
-        "name": task.name, "status": task.status, "group": task.group_name,
-        "process": task.process, "company": task.company, "attempts": task.attempts,
-        "server": attempt.server if attempt else None,
-        "started_at": clock.iso(attempt.started_at) if attempt else None,
-        "ended_at": clock.iso(attempt.ended_at) if attempt else None,
-        "error": attempt.error if attempt else None, "reason": task.reason,
-        "retries": task.retries, "retry_delay": task.retry_delay,
-        "retry_backoff": task.retry_backoff, "retry_max_delay": task.retry_max_delay,
-        "retry_on": task.retry_on, "not_before": clock.iso(task.not_before),
-        "priority": priority.word(task.priority), "effective_priority": priority.word(task.rank),
-        # A task that added tasks at run time stays executing until they have all
-        # finished: open_children says how many have not; spawned_by names the adder.
-        "spawned_by": None if task.spawned_by is None else (names or {}).get(task.spawned_by),
-        "open_children": task.open_children,
-    }
+    """The job and each task's status, last attempt, error and reason (times in UTC
+    ISO-8601): :func:`batchjobs.reads.job_view` on a connection of the store's pool."""
+    with store.reader(settings) as reader:
+        return reads.job_view(reader, job_id)
 
 
 def history(job_id: int, *, settings: Settings | None = None) -> list[dict[str, Any]]:
@@ -218,10 +168,10 @@ def history(job_id: int, *, settings: Settings | None = None) -> list[dict[str, 
 def changes(job_id: int, *, settings: Settings | None = None) -> list[dict[str, Any]]:
     """What was changed on the job by hand (its run-as user reassigned): who, when, from,
     to, oldest first."""
-    with store.read_session(settings) as session:
-        if session.get(Job, job_id) is None:
+    with store.reader(settings) as reader:
+        if not reader.rows("SELECT id FROM jobs WHERE id = ?", job_id):
             raise JobNotFound(job_id)
-        return _changes(session, job_id)
+        return reads.changes(reader, job_id)
 
 
 def attempts(job_id: int, *, task: str | None = None, number: int | None = None,

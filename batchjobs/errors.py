@@ -251,6 +251,17 @@ class DeliveryError(BatchJobsError):
         super().__init__(f"{sink}: {message}")
 
 
+class DatabaseUnavailable(BatchJobsError):
+    """Raised when the database refuses a connection (down, a wrong password, no such
+    database); ``url`` is its URL with any password masked, ``reason`` the driver's first
+    line. Exit 1: the input was fine, the service was not."""
+
+    def __init__(self, url: str, reason: str) -> None:
+        self.url = url
+        self.reason = reason
+        super().__init__(f"database {url} refused: {reason}")
+
+
 class ConfigError(BatchJobsError):
     """Raised when a setting is missing or malformed; ``name`` is the setting."""
 

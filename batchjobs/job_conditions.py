@@ -180,18 +180,6 @@ def describe_unmet(session: Session, task_id: int) -> list[str]:
     return [f"job {j} is {s if s is not None else 'gone'}, needs {e}" for j, s, e in rows]
 
 
-def of_job(session: Session, job_id: int) -> dict[int, list[dict[str, Any]]]:
-    """The job's conditions on other jobs, by task id: ``[{"job": 42, "status": "ended"}]``
-    (what ``status`` shows)."""
-    rows = session.execute(select(_cond.c.task_id, _cond.c.after_job_id, _cond.c.expected)
-                           .where(_cond.c.job_id == job_id).order_by(_cond.c.id)).all()
-    found: dict[int, list[dict[str, Any]]] = {}
-    for row in rows:
-        found.setdefault(int(row.task_id), []).append(
-            {"job": row.after_job_id, "status": Expected(row.expected).value})
-    return found
-
-
 def still_needed(session: Session, job_ids: Iterable[int]) -> set[int]:
     """Those of ``job_ids`` that a task of an unfinished job (waiting, held, executing; a
     recurring job between runs is waiting) still has a condition on: not to be deleted.

@@ -199,11 +199,3 @@ def _check_new_owner(session: Session, name: str, settings: Settings) -> None:
 def _owns_any(session: Session, name: str) -> bool:
     return session.execute(select(Job.id).where(Job.created_by == name).limit(1)).first() \
         is not None
-
-
-def changes(session: Session, job_id: int) -> list[dict[str, Any]]:
-    """The job's audit rows, oldest first."""
-    rows = session.execute(select(JobAudit).where(JobAudit.job_id == job_id)
-                           .order_by(JobAudit.at, JobAudit.id)).scalars()
-    return [{"at": clock.iso(r.at), "by": r.by, "action": r.action, "from": r.from_user,
-             "to": r.to_user} for r in rows]

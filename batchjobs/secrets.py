@@ -11,8 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
+from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 from .errors import ConfigError
+
+#: What stands for a password in anything printed.
+MASK = "***"
 
 
 def url_setting(env: Mapping[str, str], name: str) -> str | None:
@@ -34,3 +38,41 @@ def url_setting(env: Mapping[str, str], name: str) -> str | None:
     if not content:
         raise ConfigError(f"{file_variable}: {path} is empty", name=file_variable)
     return content
+
+
+def mask_url(url: str) -> str:
+    """``url`` with the password of its user info replaced by ``***`` (if there is one).
+
+    ``smtp://bob:s3cret@mail:25`` -> ``smtp://bob:***@mail:25``; a URL without a
+    password (or a string that is not a URL) comes back unchanged.
+    """
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return _mask_loose(url)
+    userinfo, at, hostinfo = parts.netloc.rpartition("@")
+    if not at:
+        # An unencoded "/", "?" or "#" in a password cuts the authority short, leaving a
+        # "port" that is no number: mask by the last "@" instead.
+        return _mask_loose(url) if "@" in url and not port_ok(parts) else url
+    if ":" not in userinfo:
+        return url
+    user = userinfo.split(":", 1)[0]
+    return urlunsplit(parts._replace(netloc=f"{user}:{MASK}@{hostinfo}"))
+
+
+def _mask_loose(text: str) -> str:
+    """Mask ``scheme://user:password@`` in a string ``urlsplit`` rejects."""
+    scheme, sep, rest = text.partition("://")
+    userinfo, at, tail = rest.rpartition("@")
+    if not sep or not at or ":" not in userinfo:
+        return text
+    return f"{scheme}://{userinfo.split(':', 1)[0]}:{MASK}@{tail}"
+
+
+def port_ok(parts: SplitResult) -> bool:
+    try:
+        _ = parts.port
+    except ValueError:
+        return False
+    return True

@@ -13,13 +13,9 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
-
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
 
 from .errors import ConfigError
-from .secrets import url_setting
+from .secrets import mask_url, url_setting
 
 #: SQLite file used when BATCHJOBS_DATABASE_URL is unset.
 DEFAULT_DATABASE_FILE = "batchjobs.db"
@@ -184,7 +180,14 @@ class Settings:
 
     def safe_database_url(self) -> str:
         """The database URL with any password masked, for printing."""
-        return make_url(self.database_url).render_as_string(hide_password=True)
+        return mask_url(self.database_url)
+
+    def no_database(self) -> ConfigError:
+        """What a read says where no database is (nothing has been stored yet)."""
+        return ConfigError(f"no batchjobs database at {self.safe_database_url()} (nothing "
+                           "has been stored here); run this where the jobs are, or point "
+                           "BATCHJOBS_HOME (or BATCHJOBS_DATABASE_URL) at their database",
+                           name="BATCHJOBS_DATABASE_URL")
 
     def safe_broker_url(self) -> str:
         """The broker URL with any password masked, for printing."""
@@ -195,18 +198,25 @@ class Settings:
 
 def _check_database_url(url: str) -> None:
     """Refuse a database URL that can never work (``5441x`` as a port) before anything
-    connects; the message never repeats the URL, which may hold a password."""
-    try:
-        port = make_url(url).port
-    except ArgumentError:
+    connects; the message never repeats the URL, which may hold a password.
+
+    Read with the standard library, not SQLAlchemy's URL parser: a command that only
+    reads a job's status never imports SQLAlchemy (:mod:`batchjobs.reads`)."""
+    if not _URL.match(url):
         raise ConfigError("BATCHJOBS_DATABASE_URL is not a database URL such as "
                           "postgresql+psycopg://user@host:5432/db",
-                          name="BATCHJOBS_DATABASE_URL") from None
-    except ValueError:
-        port_text = urlsplit(url).netloc.rpartition("@")[2].rpartition(":")[2]  # no password
+                          name="BATCHJOBS_DATABASE_URL")
+    # After the last "@": never any of a password, even one with an unencoded "/" or "@".
+    host = url.partition("://")[2].rpartition("@")[2].split("/", 1)[0].split("?", 1)[0]
+    host = host.rpartition("]")[2]                      # an IPv6 address's colons
+    port_text = host.rpartition(":")[2] if ":" in host else ""
+    if not port_text:
+        return
+    if not port_text.isdigit():
         raise ConfigError(f"BATCHJOBS_DATABASE_URL has port {port_text!r}, which is not a "
-                          "number", name="BATCHJOBS_DATABASE_URL") from None
-    if port is not None and not 0 < port < 65536:
+                          "number", name="BATCHJOBS_DATABASE_URL")
+    port = int(port_text)
+    if not 0 < port < 65536:
         raise ConfigError(f"BATCHJOBS_DATABASE_URL has port {port}, outside 1-65535",
                           name="BATCHJOBS_DATABASE_URL")
 
@@ -225,6 +235,8 @@ def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
 
 
 #: ``30d``, ``12h``, ``90m``, ``45s``, ``2w``: an age or a period, in whole units.
+#: scheme://…, as SQLAlchemy spells a database URL.
+_URL = re.compile(r"\A[A-Za-z][A-Za-z0-9+.-]*://")
 _DURATION = re.compile(r"\A([0-9]+)([smhdw])\Z")
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 

@@ -31,6 +31,7 @@ from typing import Any, NamedTuple
 from urllib.parse import SplitResult, unquote, urlsplit, urlunsplit
 
 from .errors import DeliveryError
+from .secrets import MASK, mask_url, port_ok
 
 log = logging.getLogger(__name__)
 
@@ -40,48 +41,9 @@ USER_AGENT = "batchjobs"
 SMTP_PORTS = {"smtp": 25, "smtps": 465, "smtp+starttls": 587}
 #: At most this many bytes of a webhook's answer are read (and then ignored).
 _MAX_ANSWER = 64 * 1024
-_MASK = "***"
 
 
 # -- URLs --------------------------------------------------------------------
-
-
-def mask_url(url: str) -> str:
-    """``url`` with the password of its user info replaced by ``***`` (if there is one).
-
-    ``smtp://bob:s3cret@mail:25`` -> ``smtp://bob:***@mail:25``; a URL without a
-    password (or a string that is not a URL) comes back unchanged.
-    """
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return _mask_loose(url)
-    userinfo, at, hostinfo = parts.netloc.rpartition("@")
-    if not at:
-        # An unencoded "/", "?" or "#" in a password cuts the authority short, leaving a
-        # "port" that is no number: mask by the last "@" instead.
-        return _mask_loose(url) if "@" in url and not _port_ok(parts) else url
-    if ":" not in userinfo:
-        return url
-    user = userinfo.split(":", 1)[0]
-    return urlunsplit(parts._replace(netloc=f"{user}:{_MASK}@{hostinfo}"))
-
-
-def _mask_loose(text: str) -> str:
-    """Mask ``scheme://user:password@`` in a string ``urlsplit`` rejects."""
-    scheme, sep, rest = text.partition("://")
-    userinfo, at, tail = rest.rpartition("@")
-    if not sep or not at or ":" not in userinfo:
-        return text
-    return f"{scheme}://{userinfo.split(':', 1)[0]}:{_MASK}@{tail}"
-
-
-def _port_ok(parts: SplitResult) -> bool:
-    try:
-        _ = parts.port
-    except ValueError:
-        return False
-    return True
 
 
 def _credentials(parts: SplitResult) -> tuple[str | None, str | None]:
@@ -95,7 +57,7 @@ def _scrub(text: str, password: str | None, raw: str | None) -> str:
     """``text`` with any occurrence of the password (decoded or as written) masked."""
     for secret in (password, raw):
         if secret:
-            text = text.replace(secret, _MASK)
+            text = text.replace(secret, MASK)
     return text
 
 
@@ -214,7 +176,7 @@ def _smtp_target(smtp_url: str) -> _SmtpTarget:
         raise ValueError(f"scheme must be one of {', '.join(SMTP_PORTS)}")
     if not parts.hostname:
         raise ValueError("no host")
-    if not _port_ok(parts):
+    if not port_ok(parts):
         raise ValueError("the port is not a number from 0 to 65535")
     port = parts.port or SMTP_PORTS[scheme]
     user, password = _credentials(parts)
@@ -333,7 +295,7 @@ def _webhook_request(alert: Mapping[str, Any], url: str) -> urllib.request.Reque
         raise ValueError("scheme must be http or https")
     if not parts.hostname:
         raise ValueError("no host")
-    if not _port_ok(parts):
+    if not port_ok(parts):
         raise ValueError("the port is not a number from 0 to 65535")
     headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT}
     user, password = _credentials(parts)

@@ -83,6 +83,7 @@ def _example(kind: type[errors.BatchJobsError]) -> errors.BatchJobsError:
         errors.TaskFailed: errors.TaskFailed(job_id=3, task="T", attempt=2, error="KeyError"),
         errors.ServerStartError: errors.ServerStartError("S", "exited"),
         errors.DeliveryError: errors.DeliveryError("email", "refused"),
+        errors.DatabaseUnavailable: errors.DatabaseUnavailable("sqlite:///x.db", "locked"),
         errors.ConfigError: errors.ConfigError("bad", name="BATCHJOBS_X"),
         errors.InvalidSchedule: errors.InvalidSchedule("bad", value="25:00-07:00=2"),
     }

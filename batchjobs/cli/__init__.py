@@ -14,9 +14,10 @@ import click
 #: Command name → (module of ``batchjobs.cli``, attribute).
 COMMANDS: dict[str, tuple[str, str]] = {
     **{name: ("jobs", attr) for name, attr in (
-        ("submit", "submit"), ("status", "status"), ("wait", "wait"), ("list", "list_jobs"),
+        ("submit", "submit"), ("wait", "wait"), ("list", "list_jobs"),
         ("hold", "hold"), ("release", "release"), ("cancel", "cancel"), ("rerun", "rerun"),
         ("history", "history"), ("alerts", "list_alerts"), ("run-client", "run_client"))},
+    "status": ("status", "status"),
     "attempts": ("attempts", "list_attempts"), "log": ("attempts", "show_log"),
     "worker": ("servers", "worker"), "server": ("servers", "server"), "db": ("db", "db"),
     "group": ("groups", "group"), "user": ("users", "user"),

@@ -6,12 +6,11 @@ import functools
 import json
 import sys
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import click
-from sqlalchemy.exc import OperationalError
 
-from ..errors import BatchJobsError
+from ..errors import BatchJobsError, DatabaseUnavailable
 from ..settings import get_settings
 
 #: Exit codes of every command.
@@ -49,13 +48,34 @@ def reports_errors(fn: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except OperationalError as exc:
-            reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
-            click.echo(f"error: database {get_settings().safe_database_url()} refused: {reason}",
-                       err=True)
-            sys.exit(EXIT_FAILED)
         except BatchJobsError as exc:   # each kind of error says its exit code
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(exc.exit_code)
+            _refuse(exc)
+        except Exception as exc:
+            refused = _database_refused(exc)
+            if refused is None:
+                raise
+            _refuse(refused)
 
     return wrapper  # type: ignore[return-value]
+
+
+def _refuse(exc: BatchJobsError) -> NoReturn:
+    click.echo(f"error: {exc}", err=True)
+    sys.exit(exc.exit_code)
+
+
+def _database_refused(exc: Exception) -> DatabaseUnavailable | None:
+    """A database's refusal (SQLAlchemy's error of it, or the driver's own on a plain
+    read) as one line; None for any other error.
+
+    The modules are looked up, not imported: a command that never loaded SQLAlchemy
+    (``status`` reads through the driver alone) cannot have raised its errors."""
+    sqlalchemy_errors = sys.modules.get("sqlalchemy.exc")
+    if sqlalchemy_errors is not None and isinstance(exc, sqlalchemy_errors.OperationalError):
+        exc = exc.orig or exc
+    elif not any(driver is not None and isinstance(exc, driver.DatabaseError)
+                 for driver in (sys.modules.get("sqlite3"), sys.modules.get("psycopg"))):
+        return None
+    text = str(exc).strip()
+    return DatabaseUnavailable(get_settings().safe_database_url(),
+                               text.splitlines()[0] if text else type(exc).__name__)

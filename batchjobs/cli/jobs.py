@@ -1,4 +1,4 @@
-"""The job commands: submit, status, wait, list, hold, release, cancel, rerun, history,
+"""The job commands: submit, wait, list, hold, release, cancel, rerun, history,
 alerts, run-client."""
 
 from __future__ import annotations
@@ -54,42 +54,6 @@ def _warn_deferred(job_id: int, error: Exception) -> None:
     click.echo(f"warning: job {job_id} is stored but its dispatch is deferred ({error}); "
                f"housekeepers publish its ready tasks once the broker answers (after "
                f"BATCHJOBS_REPUBLISH_AFTER, {after:g} s)", err=True)
-
-
-@click.command()
-@click.argument("job_id", type=int)
-@json_option
-@reports_errors
-def status(job_id: int, as_json: bool) -> None:
-    """Show a job and its tasks: status, server, times, error, reason.
-
-    \b
-    Example:
-      batchjobs status 12 --json
-    """
-    data = api.status(job_id)
-    if as_json:
-        echo_json(data)
-        return
-    click.echo(f"job {data['id']}  {data['description']}  {data['status']}  "
-               f"(by {data['created_by']})")
-    if data.get("hold_reason"):
-        click.echo(f"  held: {data['hold_reason']}")
-    if data.get("recurrence"):
-        from ..recurrence import Recurrence
-
-        click.echo(f"  recurs: {Recurrence.from_json(data['recurrence']).describe()}, "
-                   f"run {data['run']}")
-    click.echo(f"  {'task':<20} {'status':<10} {'group':<10} {'server':<12} {'tries':>5}  "
-               "detail")
-    for t in data["tasks"]:
-        detail = t["error"] or t["reason"] or ""
-        if t["open_children"]:
-            detail = f"waiting for {t['open_children']} task(s) it added"
-        elif t["spawned_by"] and not detail:
-            detail = f"added by {t['spawned_by']!r}"
-        click.echo(f"  {t['name']:<20} {t['status']:<10} {t['group']:<10} "
-                   f"{t['server'] or '-':<12} {t['attempts']:>5}  {detail}")
 
 
 @click.command()
@@ -279,5 +243,3 @@ def run_client(job_id: int | None, as_json: bool) -> None:
         sys.exit(EXIT_FAILED)
 
 
-COMMANDS = (submit, status, wait, list_jobs, hold, release, cancel, rerun, history, list_alerts,
-            run_client)

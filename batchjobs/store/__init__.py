@@ -26,6 +26,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from ..errors import ConfigError, MissingDriver
+from ..reads import Reader
 from ..settings import Settings, get_settings
 from . import fastpath, steps
 from .schema import SCHEMA_REVISION, current_revision, ensure_schema, head_revision, upgrade
@@ -33,7 +34,7 @@ from .steps import Executor, Steps
 
 __all__ = ["SCHEMA_REVISION", "Executor", "Steps", "allocate_ids", "atomic", "create_engine",
            "current_revision", "get_engine", "head_revision", "insert_many", "now", "read_session",
-           "reset_engines", "session_factory", "transaction", "upgrade"]
+           "reader", "reset_engines", "session_factory", "transaction", "upgrade"]
 
 _lock = threading.Lock()
 _engines: dict[tuple[str, int], Engine] = {}
@@ -52,10 +53,7 @@ def get_engine(settings: Settings | None = None, *, create: bool = True) -> Engi
     engine = _engines.get(key)
     if engine is None and not create and not steps.for_url(settings.database_url).exists(
             settings.database_url):
-        raise ConfigError(f"no batchjobs database at {settings.safe_database_url()} (nothing "
-                          "has been stored here); run this where the jobs are, or point "
-                          "BATCHJOBS_HOME (or BATCHJOBS_DATABASE_URL) at their database",
-                          name="BATCHJOBS_DATABASE_URL")
+        raise settings.no_database()
     if engine is None:
         with _lock:
             engine = _engines.get(key)
@@ -130,6 +128,19 @@ def read_session(settings: Settings | None = None, *, create: bool = False,
     finally:
         session.rollback()
         session.close()
+
+
+@contextmanager
+def reader(settings: Settings | None = None) -> Iterator[Reader]:
+    """A plain-SQL reader (:mod:`batchjobs.reads`) on a DB-API connection of the engine's
+    pool, schema applied; a database that does not exist is not created."""
+    engine = get_engine(settings, create=False)
+    connection = engine.raw_connection()
+    try:
+        yield steps.of(engine).reader(connection)
+    finally:
+        connection.rollback()
+        connection.close()
 
 
 def now(session: Session) -> datetime:

@@ -58,6 +58,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from .. import clock
+from ..reads import Reader
 from ..status import ConditionType, Outcome, TaskStatus
 from . import fastpath
 from . import statements as sql
@@ -97,6 +98,11 @@ class Steps(ABC):
         (heartbeats, due times) are compared with, so that a host whose clock is off
         neither starts jobs early nor takes a live server for dead."""
         return clock.now()
+
+    @abstractmethod
+    def reader(self, dbapi_connection: Any) -> Reader:
+        """The plain-SQL reader (:mod:`batchjobs.reads`) on a DB-API connection of this
+        database's pool."""
 
     @abstractmethod
     def schema_lock(self, engine: Engine, conn: Connection) -> Any:
@@ -166,6 +172,9 @@ class Steps(ABC):
 
 class PostgreSQL(Steps):
     name = "postgresql"
+
+    def reader(self, dbapi_connection: Any) -> Reader:
+        return Reader(dbapi_connection, qmark=False, begin=False)   # psycopg begins itself
 
     def create_engine(self, url: str) -> Engine:
         # No pre-ping: it costs a round trip per transaction on the hot path; a dropped
@@ -278,6 +287,9 @@ class _Listener:
 
 class SQLite(Steps):
     name = "sqlite"
+
+    def reader(self, dbapi_connection: Any) -> Reader:
+        return Reader(dbapi_connection, qmark=True, begin=True)     # autocommit: see _on_connect
 
     def create_engine(self, url: str) -> Engine:
         # The file's folder (BATCHJOBS_HOME) is made here, as the embedded broker makes

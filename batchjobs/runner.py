@@ -6,6 +6,17 @@ The outcome and the dependents' decisions are recorded by one function
 (:func:`batchjobs.coordinator.record`), and the tasks that became ready are
 published right after it returns: the next task starts milliseconds after this
 one ends, with no polling.
+
+**Chains.** A group whose ready tasks outnumber its queue's depth keeps the rest in the
+database, unqueued (:mod:`batchjobs.coordinator.feed`). A thread that has just ended a
+task of such a backlog takes the next one itself (:func:`claim_next`), in the feeders'
+order, without a message: the per-task cost of a message (publish, deliver, ack) is
+saved where there are many tasks, and a shallow queue (every ready task has its
+message) never chains, so a lone dependent still starts by its own message. A chain
+claims one task at a time, only when the thread is free, so no task waits behind a busy
+thread; it takes only its own job's tasks, without a time limit or a cap, and stops
+after ``BATCHJOBS_CHAIN_SECONDS`` or at a shutdown. Flower sees each chained task as a
+task of its own (events sent with a new id).
 """
 
 from __future__ import annotations
@@ -13,14 +24,18 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from . import incarnation, queues
 from .app import app
-from .coordinator import claim, record
+from .coordinator import Claim, claim, claim_next, record
 from .coordinator.concurrency import feed_freed
 from .errors import TaskFailed
-from .execution import execute
+from .execution import Result, execute
 from .processes import registered
 from .settings import get_settings
 from .status import Outcome
@@ -36,6 +51,8 @@ OPTIONS: dict[str, Any] = {"bind": True, "acks_late": True, "ignore_result": Tru
 busy = False
 #: billiard's SIGTERM handler of this pool process, once :func:`deaf` replaced it.
 _previous: Any = None
+#: A SIGTERM came while a task ran: the server stops, so no chain goes on.
+stopping = False
 
 
 def server_name(hostname: str | None) -> str:
@@ -71,7 +88,9 @@ def deaf() -> None:
 
 
 def _on_sigterm(signum: int, frame: Any) -> None:
+    global stopping
     if busy:
+        stopping = True
         log.warning("pool process %d: SIGTERM ignored while it runs a task (the server's "
                     "warm shutdown lets the task finish)", os.getpid())
         return
@@ -86,12 +105,26 @@ def _run(self: Any, task_id: int, job: int) -> str:
     server = server_name(self.request.hostname)
     settings = get_settings()    # once per task: reading it means reading the environment
     token = incarnation.current()
+    started = time.monotonic()
     claimed = claim(task_id, job, server, self.request.id, settings=settings,
                     incarnation=token)
     if claimed is None:
         log.info("task %s of job %s is not ready any more (or not for this server); "
                  "message dropped", task_id, job)
         return "skipped"
+    result = _carry_out(claimed, server, settings, token)
+    if result.outcome is Outcome.ERROR:
+        # Chained to the process's own exception, so the traceback Celery sends with its
+        # task-failed event (and Flower shows) is the process's.
+        raise TaskFailed(job_id=claimed.job_id, task=claimed.name, attempt=claimed.attempt,
+                         error=result.error or "") from result.exception
+    if _may_chain(self, settings.chain_seconds):
+        _chain(self, claimed, server, settings, token, until=started + settings.chain_seconds)
+    return result.outcome.value
+
+
+def _carry_out(claimed: Claim, server: str, settings: Any, token: str | None) -> Result:
+    """Run a claimed task's process, record its outcome and publish what it readied."""
     result = execute(claimed, server, log_limit=settings.attempt_log_limit, settings=settings)
     dispatches = record(claimed.task_id, claimed.attempt, result.outcome, result.error,
                         children=claimed.readied_by_success, traceback=result.traceback,
@@ -100,12 +133,68 @@ def _run(self: Any, task_id: int, job: int) -> str:
     queues.publish(dispatches, settings=settings)
     if claimed.capped and claimed.group is not None:
         queues.publish(feed_freed(claimed.job_id, claimed.group, settings), settings=settings)
-    if result.outcome is Outcome.ERROR:
-        # Chained to the process's own exception, so the traceback Celery sends with its
-        # task-failed event (and Flower shows) is the process's.
-        raise TaskFailed(job_id=claimed.job_id, task=claimed.name, attempt=claimed.attempt,
-                         error=result.error or "") from result.exception
-    return result.outcome.value
+    return result
+
+
+def _may_chain(self: Any, seconds: float) -> bool:
+    """Chains are on, the server is not stopping, and the message has no time limit (it
+    would run over the chained tasks: the limit is the first task's)."""
+    limits = self.request.timelimit or (None, None)
+    return seconds > 0 and not stopping and not any(limits)
+
+
+def _chain(self: Any, previous: Claim, server: str, settings: Any, token: str | None, *,
+           until: float) -> None:
+    """Take the group's backlog, one task at a time, until it is empty (or its head is
+    not for a chain), ``until`` passes or the server stops."""
+    with _events(self) as flower:
+        while time.monotonic() < until and not stopping:
+            claimed = claim_next(previous, server, self.request.id, settings=settings,
+                                 incarnation=token)
+            if claimed is None:
+                return
+            event_id = flower.started(claimed)
+            result = _carry_out(claimed, server, settings, token)
+            flower.ended(event_id, result)
+            previous = claimed
+
+
+class _Flower:
+    """Task events for the tasks a chain runs, as Celery sends them for a message's."""
+
+    def __init__(self, dispatcher: Any) -> None:
+        self._dispatcher = dispatcher
+        self._started = 0.0
+
+    def started(self, claimed: Claim) -> str:
+        event_id = f"{claimed.job_id}:{claimed.name}:{uuid.uuid4().hex[:12]}"
+        if self._dispatcher is not None:
+            self._dispatcher.send("task-received", uuid=event_id, name=claimed.process,
+                                  args="()", kwargs="{}", retries=0)
+            self._dispatcher.send("task-started", uuid=event_id)
+        self._started = time.monotonic()
+        return event_id
+
+    def ended(self, event_id: str, result: Result) -> None:
+        if self._dispatcher is None:
+            return
+        runtime = time.monotonic() - self._started
+        if result.outcome is Outcome.ERROR:
+            self._dispatcher.send("task-failed", uuid=event_id, exception=result.error or "",
+                                  traceback=result.traceback or "")
+        else:
+            self._dispatcher.send("task-succeeded", uuid=event_id,
+                                  result=repr(result.outcome.value), runtime=runtime)
+
+
+@contextmanager
+def _events(self: Any) -> Iterator[_Flower]:
+    """A dispatcher of task events for the chain (None when the server sends none)."""
+    if not app.conf.worker_send_task_events:
+        yield _Flower(None)
+        return
+    with app.events.default_dispatcher(hostname=self.request.hostname) as dispatcher:
+        yield _Flower(dispatcher)
 
 
 #: The task of messages that name no process (published before processes had their own).

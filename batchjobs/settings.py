@@ -30,6 +30,9 @@ REPUBLISH_AFTER = 30.0
 #: Messages a batch group's queue is kept at: a job starting with more ready tasks
 #: publishes this many, and housekeepers publish more as the queue drains.
 QUEUE_DEPTH = 1000
+#: Seconds a batch server's thread goes on taking its group's backlog without a message
+#: once a task of it ended (a chain, :mod:`batchjobs.runner`); 0: never.
+CHAIN_SECONDS = 1.0
 #: The highest message priority RabbitMQ queues are declared with (``x-max-priority``):
 #: one level per rank above ``low`` (:mod:`batchjobs.priority`).
 PRIORITY_LEVELS = 3
@@ -70,6 +73,9 @@ class Settings:
     republish_after: float = REPUBLISH_AFTER
     server_timeout: float = SERVER_TIMEOUT
     queue_depth: int = QUEUE_DEPTH
+    #: ``BATCHJOBS_CHAIN_SECONDS``: how long a thread chains backlog tasks after the
+    #: message's own (warm shutdowns and pool resizes wait at most this beyond a task).
+    chain_seconds: float = CHAIN_SECONDS
     #: ``BATCHJOBS_PRIORITY_AGING``: see :data:`PRIORITY_AGING` (0 turns aging off).
     priority_aging: float = PRIORITY_AGING
     #: Alert sinks: ``smtp://[user[:password]@]host[:port]`` (or ``smtps://``,
@@ -128,6 +134,8 @@ class Settings:
                    republish_after=_seconds(env, "BATCHJOBS_REPUBLISH_AFTER", REPUBLISH_AFTER),
                    server_timeout=_seconds(env, "BATCHJOBS_SERVER_TIMEOUT", SERVER_TIMEOUT),
                    queue_depth=_count(env, "BATCHJOBS_QUEUE_DEPTH", QUEUE_DEPTH),
+                   chain_seconds=_seconds_or_off(env, "BATCHJOBS_CHAIN_SECONDS",
+                                                 CHAIN_SECONDS),
                    priority_aging=_aging(env),
                    housekeeping_interval=_seconds(env, "BATCHJOBS_HOUSEKEEPING_INTERVAL",
                                                   HOUSEKEEPING_INTERVAL),
@@ -270,10 +278,14 @@ def _flag(env: Mapping[str, str], name: str) -> bool:
                       name=name)
 def _aging(env: Mapping[str, str]) -> float:
     """``BATCHJOBS_PRIORITY_AGING``: seconds, or 0 (aging off)."""
-    name = "BATCHJOBS_PRIORITY_AGING"
+    return _seconds_or_off(env, "BATCHJOBS_PRIORITY_AGING", PRIORITY_AGING)
+
+
+def _seconds_or_off(env: Mapping[str, str], name: str, default: float) -> float:
+    """Seconds, or 0 for "off"."""
     if env.get(name, "").strip() in ("0", "0.0"):
         return 0.0
-    return _seconds(env, name, PRIORITY_AGING)
+    return _seconds(env, name, default)
 
 
 def _offset(env: Mapping[str, str], name: str) -> float:
@@ -298,7 +310,8 @@ def _count(env: Mapping[str, str], name: str, default: int) -> int:
 _ENV_KEYS = ("BATCHJOBS_HOME", "BATCHJOBS_DATABASE_URL", "BATCHJOBS_BROKER_URL",
              "BATCHJOBS_DATABASE_URL_FILE", "BATCHJOBS_BROKER_URL_FILE",
              "BATCHJOBS_IMPORTS", "BATCHJOBS_REPUBLISH_AFTER", "BATCHJOBS_SERVER_TIMEOUT",
-             "BATCHJOBS_QUEUE_DEPTH", "BATCHJOBS_CELERY_CONFIG", "BATCHJOBS_SCHEDULE_OFFSET",
+             "BATCHJOBS_QUEUE_DEPTH", "BATCHJOBS_CHAIN_SECONDS", "BATCHJOBS_CELERY_CONFIG",
+             "BATCHJOBS_SCHEDULE_OFFSET",
              "BATCHJOBS_ATTEMPT_LOG_LIMIT", "BATCHJOBS_CLOCK_OFFSET",
              "BATCHJOBS_STOP_TIMEOUT",
              "BATCHJOBS_SMTP_URL", "BATCHJOBS_ALERT_EMAIL_FROM", "BATCHJOBS_ALERT_WEBHOOK",

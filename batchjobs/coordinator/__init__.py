@@ -18,10 +18,11 @@ The SQL is prebuilt in :mod:`batchjobs.store.statements`; what differs between
 databases is :mod:`batchjobs.store.steps`' business.
 """
 
-from .claim import Claim, claim, readied_by_success
+from .claim import Claim, claim, claim_next, readied_by_success
 from .feed import queue_job, queue_ready, start_job, unqueued_groups
 from .outcome import record
 from .settlement import end_settled_job, propagate, settled_jobs
 
-__all__ = ["Claim", "claim", "end_settled_job", "propagate", "queue_job", "queue_ready",
-           "readied_by_success", "record", "settled_jobs", "start_job", "unqueued_groups"]
+__all__ = ["Claim", "claim", "claim_next", "end_settled_job", "propagate", "queue_job",
+           "queue_ready", "readied_by_success", "record", "settled_jobs", "start_job",
+           "unqueued_groups"]

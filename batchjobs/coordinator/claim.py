@@ -65,6 +65,31 @@ def claim(task_id: int, job_id: int, server: str, message_id: str | None = None,
                  at_once, capped=group is not None, group=group)
 
 
+def claim_next(previous: Claim, server: str, message_id: str | None, *, settings: Settings,
+               incarnation: str | None = None) -> Claim | None:
+    """The next task for the thread that has just ended ``previous``, taken without a
+    message (a chain: :mod:`batchjobs.runner`): the head of its group's backlog, the
+    unqueued ready tasks that wait for room on the group's queue, in the feeders' order
+    (rank, then the first ready). None when the backlog is empty (a shallow queue: every
+    ready task has its message), when its head is another job's, has a time limit or a
+    cap, or when the server does not hold its name or serve the group any more.
+
+    The attempt keeps the message's id, so that ``cancel`` and the main process's
+    recovery find the attempt the message's process runs now. Only the same job: a
+    cancel of another job, which stops the process running its attempt's message, must
+    never stop this one."""
+    params = {"p_job": previous.job_id, "p_prev": previous.task_id, "p_server": server,
+              "p_now": clock.now(), "p_message": message_id, "p_incarnation": incarnation}
+    with store.atomic(settings) as (steps, conn):
+        row = steps.claim_next(conn, params)
+    if row is None:
+        return None
+    name, process, kwargs, company, user, attempt, _base, dependents, spawned_by, task_id = row
+    at_once = readied_by_success(dependents) if spawned_by is None else None
+    return Claim(task_id, previous.job_id, name, process, dict(kwargs or {}), company, user,
+                 attempt, at_once)
+
+
 def readied_by_success(dependents: list[Any] | None) -> tuple[int, ...] | None:
     """The ids of the dependents if a success of their parent decides them all without a
     cascade: each expects ``ended`` or ``finished``, so the condition holds, and a held

@@ -156,16 +156,20 @@ def fail_attempt_of_message(task_id: int, message_id: str, server: str, what: st
                             settings: Settings) -> bool:
     """The server's main process saw the pool process running this message end without
     an outcome (killed, timed out, stopped): its running attempt ends ``error`` (retried
-    if retries are left). False if that attempt had an outcome already."""
+    if retries are left). False if that attempt had an outcome already.
+
+    The attempt is found by the message alone: the process may have gone on from the
+    message's task (``task_id``) to its group's backlog (a chain, :mod:`batchjobs.runner`),
+    whose attempts keep the message's id; at most one of them runs at a time."""
     with store.read_session(settings) as session:
-        number = session.execute(
-            select(Attempt.number).where(Attempt.task_id == task_id,
-                                         Attempt.message_id == message_id,
-                                         Attempt.server == server,
-                                         Attempt.outcome == Outcome.RUNNING)
-            .order_by(Attempt.number.desc()).limit(1)).scalar()
-    if number is None:
+        found = session.execute(
+            select(Attempt.task_id, Attempt.number).where(Attempt.message_id == message_id,
+                                                          Attempt.server == server,
+                                                          Attempt.outcome == Outcome.RUNNING)
+            .order_by(Attempt.id.desc()).limit(1)).first()
+    if found is None:
         return False
+    task_id, number = found
     dispatches = record(task_id, number, Outcome.ERROR, f"batch server {server}: {what}",
                         settings=settings)
     log.warning("task %s attempt %s: %s", task_id, number, what)

@@ -137,21 +137,39 @@ def _uncapped() -> Any:
     return and_(job_cap.scalar_subquery().is_(None), group_cap.scalar_subquery().is_(None))
 
 
-def _claim(*where: Any) -> Any:
-    return (update(task).where(task.c.id == bindparam("p_task"),
+def _claim(*where: Any, which: Any = None, returning: tuple[Any, ...] = CLAIMED_COLUMNS,
+           ) -> Any:
+    return (update(task).where(task.c.id == bindparam("p_task") if which is None else which,
                                guard(task.c.job_id, bindparam("p_job")),
                                guard(task.c.status, TaskStatus.READY.value),
                                # a delayed retry is not claimable before it is released,
                                # even by an old message the broker delivers again
                                task.c.not_before.is_(None), _serves(), *where)
             .values(status=TaskStatus.EXECUTING.value, attempts=task.c.attempts + 1)
-            .returning(*CLAIMED_COLUMNS))
+            .returning(*returning))
 
 
 #: The claim of a task without a cap (the hot path); refused for a capped one.
 CLAIM = _claim(_uncapped())
 #: The claim of a capped task, once its job's and group's rows are locked and counted.
 CLAIM_CAPPED = _claim()
+
+_previous = task.alias("previous")
+#: The head of a group's backlog (its unqueued ready tasks, in feed order: no message
+#: names them), the group being that of task ``p_prev``; a row another chain or a feeder
+#: holds is skipped, not waited for.
+HEAD_OF_GROUP = (select(task.c.id)
+                 .where(UNQUEUED, task.c.group_name == select(_previous.c.group_name).where(
+                     _previous.c.id == bindparam("p_prev")).scalar_subquery())
+                 .order_by(*READY_ORDER).limit(1).with_for_update(skip_locked=True)
+                 .correlate(None))
+#: A chain's claim (:func:`batchjobs.coordinator.claim.claim_next`): the head of the
+#: group's backlog, if it is of job ``p_job``, has no time limit (a message's limit
+#: would be the first task's) and neither its job nor its group has a cap; returns the
+#: claimed columns and the task's id.
+CLAIM_NEXT = _claim(_uncapped(), task.c.timeout.is_(None),
+                    which=task.c.id == HEAD_OF_GROUP.scalar_subquery(),
+                    returning=(*CLAIMED_COLUMNS, task.c.id))
 #: A capped task refused at its claim: left ready, unqueued (its message is consumed),
 #: for a feed to publish again once a slot frees.
 UNQUEUE = (update(task).where(task.c.id == bindparam("p_task"),

@@ -140,6 +140,16 @@ class Steps(ABC):
                                               "p_company": row.company, "p_user": row.run_as})
         return row
 
+    def claim_next(self, conn: Executor, params: dict[str, Any]) -> Any:
+        """A chain's claim (:data:`statements.CLAIM_NEXT`) and its attempt row, inside a
+        transaction: the claimed columns and the task's id, or None."""
+        row = conn.execute(sql.CLAIM_NEXT, params).fetchone()
+        if row is not None:
+            conn.execute(sql.INSERT_ATTEMPT, {**params, "p_task": row.id,
+                                              "p_number": row.attempts,
+                                              "p_company": row.company, "p_user": row.run_as})
+        return row
+
     def notify_due(self, conn: Executor) -> None:
         """In a transaction: tell the housekeepers at its commit that something may be due
         earlier than they know (nothing where they poll)."""
@@ -210,6 +220,9 @@ class PostgreSQL(Steps):
 
     def claim(self, conn: Executor, params: dict[str, Any]) -> Any:
         return conn.execute(_CLAIM_ONE_STATEMENT, params).fetchone()
+
+    def claim_next(self, conn: Executor, params: dict[str, Any]) -> Any:
+        return conn.execute(_CLAIM_NEXT_ONE_STATEMENT, params).fetchone()
 
     def success_at_once(self, conn: Executor, params: dict[str, Any]) -> list[Any] | None:
         return list(conn.execute(_SUCCESS, params).fetchall())
@@ -400,21 +413,25 @@ def _of_kind(kind: str) -> Steps:
 # -- PostgreSQL's one-statement forms -----------------------------------------------------
 
 
-def _claim_cte() -> Any:
+def _claim_cte(claim: Any = sql.CLAIM, *, chained: bool = False) -> Any:
     """The claim and its attempt row in one statement (one round trip).
 
     The data-modifying CTE updates the task only if it is ready and inserts the
-    attempt from what that update returned, so a lost race inserts nothing."""
-    claimed = sql.CLAIM.cte("claimed")
+    attempt from what that update returned, so a lost race inserts nothing.
+    ``chained``: the claim chose the task itself (:data:`statements.CLAIM_NEXT`), whose
+    id it returns too."""
+    claimed = claim.cte("claimed")
+    task_id = claimed.c.id if chained else bindparam("p_task", type_=Integer())
     attempt = insert(sql.attempt).from_select(
         ["run", "task_id", "number", "server", "company", "user", "started_at", "outcome",
          "message_id", "incarnation"],
-        select(sql.CURRENT_RUN, bindparam("p_task", type_=Integer()), claimed.c.attempts,
+        select(sql.CURRENT_RUN, task_id, claimed.c.attempts,
                sql.SERVER, claimed.c.company, claimed.c.run_as,
                sql.NOW, literal(Outcome.RUNNING.value), bindparam("p_message", type_=String()),
                sql.INCARNATION)
     ).returning(sql.attempt.c.id).cte("attempt")
-    return select(*(claimed.c[c.name] for c in sql.CLAIMED_COLUMNS)).add_cte(attempt)
+    columns = (*sql.CLAIMED_COLUMNS, sql.task.c.id) if chained else sql.CLAIMED_COLUMNS
+    return select(*(claimed.c[c.name] for c in columns)).add_cte(attempt)
 
 
 def _success_statement() -> Any:
@@ -469,6 +486,7 @@ def _when(condition: Any, then: Any, otherwise: Any) -> Any:
 
 
 _CLAIM_ONE_STATEMENT = _claim_cte()
+_CLAIM_NEXT_ONE_STATEMENT = _claim_cte(sql.CLAIM_NEXT, chained=True)
 #: ``statement_timestamp()``: the instant the statement began on the server (``now()`` would
 #: be the start of a transaction that may have begun a while ago).
 _DATABASE_NOW = select(func.statement_timestamp())

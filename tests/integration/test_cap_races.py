@@ -75,8 +75,12 @@ def test_six_simultaneous_claims_of_a_job_capped_at_two_take_two(backend):
     settings = get_settings()
     record(task_id, attempt, Outcome.ENDED, settings=settings)
     fed = feed_freed(job_id, "racejob", settings)
-    assert len(fed) == 1 and fed[0].name not in won
-    assert tasks(job_id)[fed[0].name] == ("ready", True)
+    # The housekeepers of servers other tests left running feed too (they honour the cap):
+    # whichever fed it, one task and only one took the freed slot.
+    queued = [n for n, (status, on_queue) in tasks(job_id).items()
+              if status == "ready" and on_queue]
+    assert len(queued) == 1 and queued[0] not in won
+    assert len(fed) <= 1 and all(d.name == queued[0] for d in fed)
 
 
 def test_simultaneous_claims_across_jobs_of_a_capped_group_take_its_free_slots(backend):

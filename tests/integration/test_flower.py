@@ -78,3 +78,25 @@ def test_flowers_task_list_names_the_process_job_and_task_and_the_processs_trace
     assert by_task["watched"]["worker"].split("@")[0] == servers["watched"]
     assert 'examples.py", line' in by_task["broken"]["traceback"]
     assert "failed on purpose" in by_task["broken"]["traceback"]
+
+
+def test_flower_lists_each_task_a_chain_ran_as_a_task_of_its_own(flower, start_server, tmp_path):
+    from tests.integration.test_chains import COUNT, SHALLOW, attempt_rows, counting_job, submit
+    from tests.integration.test_faults import serve
+
+    server, group = serve(start_server, "FlowerChain", env=SHALLOW)
+    job_id = submit(counting_job(tmp_path, group, 15), depth=1)
+    assert batchjobs.wait(job_id, timeout=120) is batchjobs.JobStatus.ENDED
+    messages = [attempts[0][2] for attempts in attempt_rows(job_id).values()]
+    assert len(set(messages)) < len(messages)           # some ran in a chain
+
+    def listed() -> dict[str, dict[str, Any]] | None:
+        tasks = get(flower, "/api/tasks") or {}
+        ours = {uuid: t for uuid, t in tasks.items() if uuid.startswith(f"{job_id}:")
+                and t.get("state") == "SUCCESS"}
+        return ours if len(ours) == 15 else None
+
+    tasks = wait_for(listed, timeout=60, message="all 15 tasks succeeded in Flower")
+    assert {t["name"] for t in tasks.values()} == {COUNT}
+    assert {uuid.split(":")[1] for uuid in tasks} == {f"t{i:02}" for i in range(15)}
+    assert {t["worker"].split("@")[0] for t in tasks.values()} == {server.name}

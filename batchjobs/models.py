@@ -320,8 +320,12 @@ class Task(Base):
 
 #: Ready tasks waiting for room on their queue (never client tasks): what the feeders
 #: look for, and the predicate of the partial index that finds them in feed order. The
-#: statements use this very expression, so that PostgreSQL sees they match the index.
-UNQUEUED = and_(Task.__table__.c.status == TaskStatus.READY.value,
+#: statements use this very expression, so that PostgreSQL sees they match the index;
+#: the status is written into the SQL, not bound: a prepared statement's generic plan
+#: cannot prove that a parameter matches the index's ``'ready'`` (a chain's claim read
+#: every ready task of the table through another index: 4.7 ms instead of 0.7 ms).
+UNQUEUED = and_(Task.__table__.c.status == literal_column(f"'{TaskStatus.READY.value}'",
+                                                           String()),
                 not_(Task.__table__.c.queued), not_(Task.__table__.c.client),
                 Task.__table__.c.not_before.is_(None))
 Index("ix_tasks_unqueued", Task.__table__.c.group_name, Task.__table__.c.rank.desc(),

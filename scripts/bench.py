@@ -101,6 +101,9 @@ def activate(env: dict[str, str]) -> None:
     os.environ["PYTHONPATH"] = os.pathsep.join(  # servers import scripts/benchprocs.py
         filter(None, [str(REPO), str(REPO / "scripts"), os.environ.get("PYTHONPATH")]))
     os.environ["BATCHJOBS_IMPORTS"] = "benchprocs"  # processes come only from listed modules
+    chain = os.environ.get("BATCHJOBS_BENCH_CHAIN_SECONDS")
+    if chain:   # the chains' before/after: 0 runs every task by its own message
+        os.environ["BATCHJOBS_CHAIN_SECONDS"] = chain
     configure()
     store.reset_engines()
     store.get_engine()

@@ -156,8 +156,9 @@ CLAIM_CAPPED = _claim()
 
 _previous = task.alias("previous")
 #: The head of a group's backlog (its unqueued ready tasks, in feed order: no message
-#: names them), the group being that of task ``p_prev``; a row another chain or a feeder
-#: holds is skipped, not waited for.
+#: names them), the group being that of task ``p_prev``: a chain's next task, if it is of
+#: the chain's job (a higher-priority task of another job ends the chain: the feeders
+#: give it a message). A row another chain or a feeder holds is skipped, not waited for.
 HEAD_OF_GROUP = (select(task.c.id)
                  .where(UNQUEUED, task.c.group_name == select(_previous.c.group_name).where(
                      _previous.c.id == bindparam("p_prev")).scalar_subquery())

@@ -19,7 +19,8 @@ through the store instead, which upgrades the schema first or reports the error.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import sys
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
@@ -60,7 +61,7 @@ def status(job_id: int, *, settings: Settings | None = None) -> dict[str, Any]:
         if reader is not None:
             # A refused statement (a table behind this version, a locked file) is read
             # again through the store, which upgrades the schema or reports the error.
-            with suppress(*_refusals()):
+            with suppress(*driver_errors()):
                 return job_view(reader, job_id)
     from .api import status as through_store
 
@@ -178,14 +179,9 @@ def _sqlite(settings: Settings, path: str) -> Iterator[Reader | None]:
 
     if not Path(path).exists():     # a read never leaves an empty database behind
         raise settings.no_database()
-    try:
-        connection = sqlite3.connect(path, timeout=30, isolation_level=None)
-    except sqlite3.Error as exc:
-        raise DatabaseUnavailable(settings.safe_database_url(), _first_line(exc)) from None
-    try:
-        yield Reader(connection, qmark=True, begin=True)
-    finally:
-        connection.close()
+    with _connected(settings, lambda: sqlite3.connect(path, timeout=30, isolation_level=None),
+                    sqlite3.Error, qmark=True, begin=True) as reader:
+        yield reader
 
 
 @contextmanager
@@ -195,20 +191,29 @@ def _postgres(settings: Settings, conninfo: str) -> Iterator[Reader | None]:
     except ImportError:             # the store says which extra to install
         yield None
         return
+    with _connected(settings, lambda: psycopg.connect(conninfo), psycopg.Error,
+                    qmark=False, begin=False) as reader:
+        yield reader
+
+
+@contextmanager
+def _connected(settings: Settings, connect: Callable[[], Any], refused: type[Exception], *,
+               qmark: bool, begin: bool) -> Iterator[Reader]:
+    """A reader on ``connect()``'s connection, closed after; a refused connection is
+    :class:`DatabaseUnavailable` (one line, the password masked)."""
     try:
-        connection = psycopg.connect(conninfo)
-    except psycopg.Error as exc:
-        raise DatabaseUnavailable(settings.safe_database_url(), _first_line(exc)) from None
+        connection = connect()
+    except refused as exc:
+        raise DatabaseUnavailable(settings.safe_database_url(), first_line(exc)) from None
     try:
-        yield Reader(connection, qmark=False, begin=False)
+        yield Reader(connection, qmark=qmark, begin=begin)
     finally:
         connection.close()
 
 
-def _refusals() -> tuple[type[Exception], ...]:
-    """The drivers' errors of a statement (not of connecting), of whichever is loaded."""
-    import sys
-
+def driver_errors() -> tuple[type[Exception], ...]:
+    """The drivers' own error roots (``DatabaseError``), of whichever driver is loaded: a
+    process that never imported one cannot have raised its errors."""
     found: list[type[Exception]] = []
     for module in ("sqlite3", "psycopg"):
         loaded = sys.modules.get(module)
@@ -217,6 +222,7 @@ def _refusals() -> tuple[type[Exception], ...]:
     return tuple(found)
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
+    """An error's first line (its type's name if it says nothing), for one-line reports."""
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__

@@ -71,11 +71,10 @@ class BatchRequest(Request):
         super().terminate(pool, signal=KILL_SIGNAL)
 
     def _fail(self, what: str) -> None:
-        args = self.args or ()
-        if not args:
+        if not self.args:      # not a batch task's message
             return
         server = (self.hostname or "unknown").split("@", 1)[0]
-        submit(fail_attempt_of_message, int(args[0]), self.id, server, what)
+        submit(fail_attempt_of_message, self.id, server, what)
 
 
 def submit(function: Any, *args: Any) -> None:

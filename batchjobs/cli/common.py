@@ -68,14 +68,13 @@ def _database_refused(exc: Exception) -> DatabaseUnavailable | None:
     """A database's refusal (SQLAlchemy's error of it, or the driver's own on a plain
     read) as one line; None for any other error.
 
-    The modules are looked up, not imported: a command that never loaded SQLAlchemy
-    (``status`` reads through the driver alone) cannot have raised its errors."""
+    SQLAlchemy is looked up, not imported: a command that never loaded it (``status``
+    reads through the driver alone) cannot have raised its errors."""
+    from ..reads import driver_errors, first_line
+
     sqlalchemy_errors = sys.modules.get("sqlalchemy.exc")
     if sqlalchemy_errors is not None and isinstance(exc, sqlalchemy_errors.OperationalError):
         exc = exc.orig or exc
-    elif not any(driver is not None and isinstance(exc, driver.DatabaseError)
-                 for driver in (sys.modules.get("sqlite3"), sys.modules.get("psycopg"))):
+    elif not isinstance(exc, driver_errors()):
         return None
-    text = str(exc).strip()
-    return DatabaseUnavailable(get_settings().safe_database_url(),
-                               text.splitlines()[0] if text else type(exc).__name__)
+    return DatabaseUnavailable(get_settings().safe_database_url(), first_line(exc))

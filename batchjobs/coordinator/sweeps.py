@@ -152,14 +152,14 @@ def fail_own_attempts(server: str, settings: Settings, *, incarnation: str | Non
     fail_attempts(lost, "restarted while the task was executing", settings)
 
 
-def fail_attempt_of_message(task_id: int, message_id: str, server: str, what: str,
+def fail_attempt_of_message(message_id: str, server: str, what: str,
                             settings: Settings) -> bool:
     """The server's main process saw the pool process running this message end without
     an outcome (killed, timed out, stopped): its running attempt ends ``error`` (retried
     if retries are left). False if that attempt had an outcome already.
 
     The attempt is found by the message alone: the process may have gone on from the
-    message's task (``task_id``) to its group's backlog (a chain, :mod:`batchjobs.runner`),
+    message's task to its group's backlog (a chain, :mod:`batchjobs.runner`),
     whose attempts keep the message's id; at most one of them runs at a time."""
     with store.read_session(settings) as session:
         found = session.execute(

@@ -10,10 +10,14 @@ import socket
 import subprocess
 import tempfile
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import redis
 
+from batchjobs import store
+from batchjobs.app import configure
 from tests.helpers import wait_for
 
 
@@ -168,3 +172,23 @@ class CuttableProxy:
         self.closed = True
         self.cut()
         self.listener.close()
+
+
+@contextmanager
+def pointed_at(**variables: str) -> Iterator[None]:
+    """This process (and the servers it starts) on other services for one test."""
+    saved = {key: os.environ.get(key) for key in variables}
+    os.environ.update(variables)
+    store.reset_engines()
+    configure()
+    store.get_engine()        # the schema, before any server races for it
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        store.reset_engines()
+        configure()

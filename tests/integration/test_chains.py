@@ -1,6 +1,7 @@
 """Chains: a thread that ends a task of a deep backlog takes the next one without a
 message. Each test waits for states, never for a time bound, and asserts who ran what,
-how often, and under which message."""
+how often, and under which message. Each runs on a database of its own
+(``own_database``): only its servers feed its queues, at the depth it gives them."""
 
 from __future__ import annotations
 
@@ -55,7 +56,7 @@ def counting_job(folder: Path, group: str, n: int) -> JobSpec:
     return job
 
 
-def test_a_deep_backlog_runs_in_chains_each_task_once(start_server, tmp_path):
+def test_a_deep_backlog_runs_in_chains_each_task_once(own_database, start_server, tmp_path):
     _, group = serve(start_server, "Chain", env=SHALLOW)
     job_id = submit(counting_job(tmp_path, group, 40), depth=1)
     assert batchjobs.wait(job_id, timeout=300) is batchjobs.JobStatus.ENDED
@@ -66,7 +67,8 @@ def test_a_deep_backlog_runs_in_chains_each_task_once(start_server, tmp_path):
     assert None not in messages and len(messages) < 40     # tasks shared a message
 
 
-def test_a_shallow_queue_sends_every_task_its_own_message(start_server, tmp_path):
+def test_a_shallow_queue_sends_every_task_its_own_message(
+        own_database, start_server, tmp_path):
     _, group = serve(start_server, "Unchained", env={"BATCHJOBS_CHAIN_SECONDS": "600"})
     job_id = submit(counting_job(tmp_path, group, 12), depth=1000)
     assert batchjobs.wait(job_id, timeout=300) is batchjobs.JobStatus.ENDED
@@ -75,7 +77,8 @@ def test_a_shallow_queue_sends_every_task_its_own_message(start_server, tmp_path
     assert len({attempts[0][2] for attempts in rows.values()}) == 12
 
 
-def test_no_task_waits_behind_a_long_one_while_another_server_is_free(start_server, tmp_path):
+def test_no_task_waits_behind_a_long_one_while_another_server_is_free(
+        own_database, start_server, tmp_path):
     """Two servers of one group; the job's first task holds its thread until released.
     Every other task runs on the other server meanwhile: none was bundled behind it."""
     first, group = serve(start_server, "FairA", env=SHALLOW)
@@ -114,7 +117,7 @@ def chained_hold(folder: Path, group: str) -> int:
 
 
 def test_kill_9_mid_chain_fails_the_running_task_alone_and_runs_nothing_twice(
-        start_server, tmp_path):
+        own_database, start_server, tmp_path):
     """The pool process is killed while it runs a task it chained: that attempt (found by
     the message it shares) ends error at once and is retried; the task before it stays
     ended once, those after it run once, and no task is left claimed or executing.

@@ -11,7 +11,6 @@ import socket
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -23,7 +22,6 @@ from sqlalchemy.engine import make_url
 
 import batchjobs
 from batchjobs import JobSpec, clock, incarnation, queues, store
-from batchjobs.app import configure
 from batchjobs.coordinator import claim, record, start_job
 from batchjobs.coordinator.sweeps import fail_own_attempts
 from batchjobs.errors import ServerNameTaken
@@ -34,7 +32,7 @@ from batchjobs.servers import beat, set_server, show_server
 from batchjobs.settings import get_settings
 from batchjobs.status import Outcome
 from tests.helpers import by_name, wait_for
-from tests.services import CuttableProxy, PrivatePostgres, PrivateRedis
+from tests.services import CuttableProxy, PrivatePostgres, PrivateRedis, pointed_at
 
 pytestmark = pytest.mark.integration
 
@@ -72,26 +70,6 @@ def serve(start_server: Callable[..., ServerProcess], prefix: str, *, threads: i
     group = unique(prefix.lower())
     return start_server(unique(prefix), groups=[group], threads=threads,
                         env={**IMPORTS, **(env or {})}), group
-
-
-@contextmanager
-def pointed_at(**variables: str) -> Iterator[None]:
-    """This process (and the servers it starts) on other services for one test."""
-    saved = {key: os.environ.get(key) for key in variables}
-    os.environ.update(variables)
-    store.reset_engines()
-    configure()
-    store.get_engine()        # the schema, before any server races for it
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-        store.reset_engines()
-        configure()
 
 
 @pytest.fixture

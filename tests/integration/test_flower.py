@@ -80,7 +80,8 @@ def test_flowers_task_list_names_the_process_job_and_task_and_the_processs_trace
     assert "failed on purpose" in by_task["broken"]["traceback"]
 
 
-def test_flower_lists_each_task_a_chain_ran_as_a_task_of_its_own(flower, start_server, tmp_path):
+def test_flower_lists_each_task_a_chain_ran_as_a_task_of_its_own(
+        flower, own_database, start_server, tmp_path):
     from tests.integration.test_chains import COUNT, SHALLOW, attempt_rows, counting_job, submit
     from tests.integration.test_faults import serve
 

@@ -32,7 +32,7 @@ from typing import Any
 
 from . import incarnation, queues
 from .app import app
-from .coordinator import Claim, claim, claim_next, record
+from .coordinator import Claim, claim, claim_next, record, record_success_and_next
 from .coordinator.concurrency import feed_freed
 from .errors import TaskFailed
 from .execution import Result, execute
@@ -112,28 +112,64 @@ def _run(self: Any, task_id: int, job: int) -> str:
         log.info("task %s of job %s is not ready any more (or not for this server); "
                  "message dropped", task_id, job)
         return "skipped"
-    result = _carry_out(claimed, server, settings, token)
+    chain = (_Chain(self.request.id, started + settings.chain_seconds)
+             if _may_chain(self, settings.chain_seconds) else None)
+    result, following = _carry_out(claimed, server, settings, token, chain)
     if result.outcome is Outcome.ERROR:
         # Chained to the process's own exception, so the traceback Celery sends with its
         # task-failed event (and Flower shows) is the process's.
         raise TaskFailed(job_id=claimed.job_id, task=claimed.name, attempt=claimed.attempt,
                          error=result.error or "") from result.exception
-    if _may_chain(self, settings.chain_seconds):
-        _chain(self, claimed, server, settings, token, until=started + settings.chain_seconds)
+    if chain is not None:
+        ask = following is _ASK_LATER
+        _chain(self, claimed, None if ask else following, server, settings, token, chain,
+               ask=ask)
     return result.outcome.value
 
 
-def _carry_out(claimed: Claim, server: str, settings: Any, token: str | None) -> Result:
-    """Run a claimed task's process, record its outcome and publish what it readied."""
+class _Chain:
+    """What a message's thread may still take after the message's own task: until
+    ``until`` (monotonic), while the server is not stopping."""
+
+    def __init__(self, message_id: str | None, until: float) -> None:
+        self.message_id = message_id
+        self.until = until
+
+    def open(self) -> bool:
+        return time.monotonic() < self.until and not stopping
+
+    def claims_with(self, claimed: Claim, result: Result) -> bool:
+        """The next task may be claimed in the step that records ``claimed``'s success
+        (:func:`record_success_and_next`): it succeeded, added no tasks, decides its
+        dependents without a cascade and has no cap."""
+        return (self.open() and result.outcome is Outcome.ENDED and not result.added
+                and claimed.readied_by_success is not None and not claimed.capped)
+
+
+#: :func:`_carry_out` did not look for the next task: the chain claims it on its own.
+_ASK_LATER: Any = object()
+
+
+def _carry_out(claimed: Claim, server: str, settings: Any, token: str | None,
+               chain: _Chain | None) -> tuple[Result, Claim | None]:
+    """Run a claimed task's process, record its outcome and publish what it readied.
+    With a ``chain`` that may take the next task with the success, also that task (None:
+    the backlog had none for it); otherwise :data:`_ASK_LATER`."""
     result = execute(claimed, server, log_limit=settings.attempt_log_limit, settings=settings)
-    dispatches = record(claimed.task_id, claimed.attempt, result.outcome, result.error,
-                        children=claimed.readied_by_success, traceback=result.traceback,
-                        log=result.log, settings=settings, incarnation=token,
-                        failure=result.failure, added=result.added)
+    following: Claim | None = _ASK_LATER
+    if chain is not None and chain.claims_with(claimed, result):
+        dispatches, following = record_success_and_next(
+            claimed, result.log, server=server, message_id=chain.message_id,
+            settings=settings, incarnation=token)
+    else:
+        dispatches = record(claimed.task_id, claimed.attempt, result.outcome, result.error,
+                            children=claimed.readied_by_success, traceback=result.traceback,
+                            log=result.log, settings=settings, incarnation=token,
+                            failure=result.failure, added=result.added)
     queues.publish(dispatches, settings=settings)
     if claimed.capped and claimed.group is not None:
         queues.publish(feed_freed(claimed.job_id, claimed.group, settings), settings=settings)
-    return result
+    return result, following
 
 
 def _may_chain(self: Any, seconds: float) -> bool:
@@ -143,20 +179,28 @@ def _may_chain(self: Any, seconds: float) -> bool:
     return seconds > 0 and not stopping and not any(limits)
 
 
-def _chain(self: Any, previous: Claim, server: str, settings: Any, token: str | None, *,
-           until: float) -> None:
+def _chain(self: Any, previous: Claim, following: Claim | None, server: str, settings: Any,
+           token: str | None, chain: _Chain, *, ask: bool = False) -> None:
     """Take the group's backlog, one task at a time, until it is empty (or its head is
-    not for a chain), ``until`` passes or the server stops."""
+    not for a chain), the chain's time is up or the server stops. ``following``: the
+    task claimed with ``previous``'s success (run whatever the time: it is claimed);
+    ``ask``: none was looked for, so the chain claims one."""
+    if following is None and not ask:
+        return      # the backlog had nothing: no events dispatcher opened
     with _events(self) as flower:
-        while time.monotonic() < until and not stopping:
-            claimed = claim_next(previous, server, self.request.id, settings=settings,
-                                 incarnation=token)
-            if claimed is None:
+        while True:
+            if ask:
+                if not chain.open():
+                    return
+                following = claim_next(previous, server, chain.message_id,
+                                       settings=settings, incarnation=token)
+            if following is None:
                 return
-            event_id = flower.started(claimed)
-            result = _carry_out(claimed, server, settings, token)
+            event_id = flower.started(following)
+            result, after = _carry_out(following, server, settings, token, chain)
             flower.ended(event_id, result)
-            previous = claimed
+            ask = after is _ASK_LATER
+            previous, following = following, (None if ask else after)
 
 
 class _Flower:

@@ -115,7 +115,9 @@ class CuttableProxy:
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = int(self.listener.getsockname()[1])
         self.open = True
+        self.muted = False
         self.lock = threading.Lock()
+        self.upstreams: set[socket.socket] = set()
         self.sockets: set[socket.socket] = set()
         self.closed = False
         threading.Thread(target=self._accept, daemon=True, name="proxy-accept").start()
@@ -136,13 +138,15 @@ class CuttableProxy:
                 continue
             with self.lock:
                 self.sockets.update((client, upstream))
+                self.upstreams.add(upstream)
             for a, b in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
 
     def _pump(self, source: socket.socket, sink: socket.socket) -> None:
         try:
             while data := source.recv(65536):
-                sink.sendall(data)
+                if not (self.muted and source in self.upstreams):
+                    sink.sendall(data)
         except OSError:
             pass
         finally:
@@ -152,6 +156,7 @@ class CuttableProxy:
     def _drop(self, sock: socket.socket) -> None:
         with self.lock:
             self.sockets.discard(sock)
+            self.upstreams.discard(sock)
         try:
             sock.shutdown(socket.SHUT_RDWR)
         except OSError:

@@ -82,12 +82,16 @@ def claim_next(previous: Claim, server: str, message_id: str | None, *, settings
               "p_now": clock.now(), "p_message": message_id, "p_incarnation": incarnation}
     with store.atomic(settings) as (steps, conn):
         row = steps.claim_next(conn, params)
-    if row is None:
-        return None
+    return None if row is None else chained(tuple(row), previous.job_id)
+
+
+def chained(row: tuple[Any, ...], job_id: int) -> Claim:
+    """The claim of a chain's next task from the claimed columns and its id
+    (:data:`statements.CLAIM_NEXT`'s row)."""
     name, process, kwargs, company, user, attempt, _base, dependents, spawned_by, task_id = row
     at_once = readied_by_success(dependents) if spawned_by is None else None
-    return Claim(task_id, previous.job_id, name, process, dict(kwargs or {}), company, user,
-                 attempt, at_once)
+    return Claim(task_id, job_id, name, process, dict(kwargs or {}), company, user, attempt,
+                 at_once)
 
 
 def readied_by_success(dependents: list[Any] | None) -> tuple[int, ...] | None:

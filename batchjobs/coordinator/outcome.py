@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import update
 from sqlalchemy.exc import OperationalError
@@ -27,6 +27,7 @@ from ..settings import Settings
 from ..status import Outcome, TaskStatus
 from ..store import statements as sql
 from ..store import steps
+from .claim import Claim, chained, claim_next
 from .delayed import retry_after_failure
 from .settlement import end_job, end_settled_job, propagate
 from .spawn import record_with_children
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
     from ..definition import TaskSpec
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 #: First pause before recording again while the database is unreachable (doubling,
 #: at most :data:`MAX_PAUSE`), for up to ``BATCHJOBS_SERVER_TIMEOUT`` in all.
@@ -61,18 +63,71 @@ def record(task_id: int, attempt: int, outcome: Outcome, error: str | None = Non
     seconds; after that the error is raised and the attempt is left to recovery.
     ``added``: the tasks a successful process added to its job (``ctx.add_task``), stored
     with the success (:func:`spawn.record_with_children`)."""
+    return _retrying(lambda: _record(task_id, attempt, outcome, children, settings,
+                                     {"p_error": error, "p_traceback": traceback,
+                                      "p_log": log, "p_incarnation": incarnation},
+                                     failure, added),
+                     f"recording task {task_id} attempt {attempt}", settings)
+
+
+def record_success_and_next(previous: Claim, log: str | None, *, server: str,
+                            message_id: str | None, settings: Settings,
+                            incarnation: str | None) -> tuple[list[Dispatch], Claim | None]:
+    """:func:`record` of a chain's success, and the chain's next task
+    (:func:`claim.claim_next`) claimed in the same step where the database has one
+    (PostgreSQL: one statement, so a busy thread pays one round trip per task, and a
+    shallow queue's none for the chain). ``previous`` decides its dependents without a
+    cascade (:attr:`Claim.readied_by_success`), added no tasks and has no cap."""
+    params = {"p_task": previous.task_id, "p_number": previous.attempt, "p_now": clock.now(),
+              "p_children": list(previous.readied_by_success or ()), "p_log": log,
+              "p_incarnation": incarnation, "p_job": previous.job_id,
+              "p_prev": previous.task_id, "p_server": server, "p_message": message_id}
+
+    try:
+        with store.atomic(settings) as (kind, conn):
+            rows = kind.success_and_next(conn, params)
+    except OperationalError:
+        # Unreachable, or the reply lost after the statement ran: recorded with backoff
+        # (a second time changes nothing), and a task claimed by the lost reply is taken.
+        dispatches = record(previous.task_id, previous.attempt, Outcome.ENDED,
+                            children=previous.readied_by_success, log=log, settings=settings,
+                            incarnation=incarnation)
+        return dispatches, _claimed_by_message(params, previous.job_id, settings)
+    if rows is None:
+        dispatches = record(previous.task_id, previous.attempt, Outcome.ENDED,
+                            children=previous.readied_by_success, log=log, settings=settings,
+                            incarnation=incarnation)
+        return dispatches, claim_next(previous, server, message_id, settings=settings,
+                                      incarnation=incarnation)
+    following = None
+    if rows and rows[0].next_id is not None:
+        following = chained(tuple(rows[0])[-len(NEXT_COLUMNS):], previous.job_id)
+    return _after_success_at_once(rows, settings), following
+
+
+#: The claimed columns a success-and-next row ends with.
+NEXT_COLUMNS = (*sql.CLAIMED_COLUMNS, sql.task.c.id)
+
+
+def _claimed_by_message(params: dict[str, Any], job_id: int,
+                        settings: Settings) -> Claim | None:
+    with store.read_session(settings) as session:
+        row = session.execute(sql.CLAIMED_BY_MESSAGE, params).first()
+    return None if row is None else chained(tuple(row), job_id)
+
+
+def _retrying(step: Callable[[], T], what: str, settings: Settings) -> T:
+    """``step()``, again with backoff while the database is unreachable, for up to
+    ``settings.server_timeout`` seconds; then its error is raised."""
     deadline = time.monotonic() + settings.server_timeout
     pause = FIRST_PAUSE
     while True:
         try:
-            return _record(task_id, attempt, outcome, children, settings,
-                           {"p_error": error, "p_traceback": traceback, "p_log": log,
-                            "p_incarnation": incarnation}, failure, added)
+            return step()
         except OperationalError:
             if time.monotonic() + pause > deadline:
                 raise
-            logger.warning("recording task %s attempt %s failed (database unreachable); "
-                        "retrying in %.1fs", task_id, attempt, pause)
+            logger.warning("%s failed (database unreachable); retrying in %.1fs", what, pause)
             time.sleep(pause)
             pause = min(pause * 2, MAX_PAUSE)
 

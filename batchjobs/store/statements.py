@@ -171,6 +171,18 @@ HEAD_OF_GROUP = (select(task.c.id)
 CLAIM_NEXT = _claim(_uncapped(), task.c.timeout.is_(None),
                     which=task.c.id == HEAD_OF_GROUP.scalar_subquery(),
                     returning=(*CLAIMED_COLUMNS, task.c.id))
+#: The task a message's chain claimed if that claim's reply was lost (the statement ran,
+#: the connection broke): its running attempt has the message's id and is not task
+#: ``p_prev``'s. The claimed columns and its id, as :data:`CLAIM_NEXT` returns them.
+CLAIMED_BY_MESSAGE = (select(*CLAIMED_COLUMNS, task.c.id)
+                      .join(attempt, and_(attempt.c.task_id == task.c.id,
+                                          attempt.c.number == task.c.attempts))
+                      .where(attempt.c.message_id == bindparam("p_message"),
+                             attempt.c.server == bindparam("p_server"),
+                             attempt.c.outcome == Outcome.RUNNING.value,
+                             task.c.status == TaskStatus.EXECUTING.value,
+                             task.c.id != bindparam("p_prev"))
+                      .order_by(attempt.c.id.desc()).limit(1))
 #: A capped task refused at its claim: left ready, unqueued (its message is consumed),
 #: for a feed to publish again once a slot frees.
 UNQUEUE = (update(task).where(task.c.id == bindparam("p_task"),

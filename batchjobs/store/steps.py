@@ -27,7 +27,7 @@ from __future__ import annotations
 import fcntl
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -123,6 +123,14 @@ class Steps(ABC):
         """Record a success and apply it to the dependents in ``p_children`` in one
         step: the rows of :func:`_success_statement`, or None where no such step exists
         (the success is then recorded in a transaction)."""
+
+    def success_and_next(self, conn: Executor, params: dict[str, Any]) -> list[Any] | None:
+        """:meth:`success_at_once` and, once it recorded the success, the chain's claim of
+        the next task (:meth:`claim_next`, ``p_prev`` being the task that succeeded) in the
+        same step: the success's rows, each with the claimed columns prefixed ``next_``
+        (None where nothing was claimed); None where no such step exists (the two are
+        then done one after the other)."""
+        return None
 
     @abstractmethod
     def success(self, conn: Executor, params: dict[str, Any]) -> Any:
@@ -226,6 +234,9 @@ class PostgreSQL(Steps):
 
     def success_at_once(self, conn: Executor, params: dict[str, Any]) -> list[Any] | None:
         return list(conn.execute(_SUCCESS, params).fetchall())
+
+    def success_and_next(self, conn: Executor, params: dict[str, Any]) -> list[Any] | None:
+        return list(conn.execute(_SUCCESS_AND_NEXT, params).fetchall())
 
     def success(self, conn: Executor, params: dict[str, Any]) -> Any:
         row = conn.execute(_SUCCESS, {**params, "p_children": []}).fetchone()
@@ -413,13 +424,12 @@ def _of_kind(kind: str) -> Steps:
 # -- PostgreSQL's one-statement forms -----------------------------------------------------
 
 
-def _claim_cte(claim: Any = sql.CLAIM, *, chained: bool = False) -> Any:
-    """The claim and its attempt row in one statement (one round trip).
+def _claim_ctes(claim: Any, *, chained: bool) -> tuple[Any, Any]:
+    """The claim as a data-modifying CTE and the attempt row it starts as another.
 
-    The data-modifying CTE updates the task only if it is ready and inserts the
-    attempt from what that update returned, so a lost race inserts nothing.
-    ``chained``: the claim chose the task itself (:data:`statements.CLAIM_NEXT`), whose
-    id it returns too."""
+    The attempt is inserted from what the claim's update returned, so a lost race
+    inserts nothing. ``chained``: the claim chose the task itself
+    (:data:`statements.CLAIM_NEXT`) and returns its id."""
     claimed = claim.cte("claimed")
     task_id = claimed.c.id if chained else bindparam("p_task", type_=Integer())
     attempt = insert(sql.attempt).from_select(
@@ -430,11 +440,21 @@ def _claim_cte(claim: Any = sql.CLAIM, *, chained: bool = False) -> Any:
                sql.NOW, literal(Outcome.RUNNING.value), bindparam("p_message", type_=String()),
                sql.INCARNATION)
     ).returning(sql.attempt.c.id).cte("attempt")
-    columns = (*sql.CLAIMED_COLUMNS, sql.task.c.id) if chained else sql.CLAIMED_COLUMNS
-    return select(*(claimed.c[c.name] for c in columns)).add_cte(attempt)
+    return claimed, attempt
 
 
-def _success_statement() -> Any:
+def _claimed_columns(chained: bool) -> tuple[Any, ...]:
+    return (*sql.CLAIMED_COLUMNS, sql.task.c.id) if chained else sql.CLAIMED_COLUMNS
+
+
+def _claim_cte(claim: Any = sql.CLAIM, *, chained: bool = False) -> Any:
+    """The claim and its attempt row in one statement (one round trip)."""
+    claimed, attempt = _claim_ctes(claim, chained=chained)
+    return (select(*(claimed.c[c.name] for c in _claimed_columns(chained)))
+            .add_cte(attempt))
+
+
+def _success_statement(*, then_next: bool = False) -> Any:
     """A successful attempt, its task, the job's counter and the held condition on the
     dependents listed in ``p_children``, in one statement.
 
@@ -442,7 +462,12 @@ def _success_statement() -> Any:
     attempt (nothing ``running`` to record) changes nothing at all. A dependent gets
     ``met + 1`` and is ready when that completes its conditions (``all``) or at once
     (``any``); a dependent no longer waiting is left alone. One row per dependent
-    decided (or one row with no dependent)."""
+    decided (or one row with no dependent).
+
+    ``then_next``: the chain's claim of the next task too (:data:`statements.CLAIM_NEXT`,
+    only if this statement recorded the success), its columns on every row as
+    ``next_<column>``. Every part of one statement sees the same snapshot, so the
+    dependents this success readies are not yet the backlog's: they have messages."""
     task, attempt, job = sql.task, sql.attempt, sql.job
     recorded = (update(attempt).where(attempt.c.task_id == bindparam("p_task"),
                                       attempt.c.number == bindparam("p_number"),
@@ -472,13 +497,19 @@ def _success_statement() -> Any:
                    task.c.client, task.c.status.label("child_status"),
                    task.c.timeout.label("child_timeout"), task.c.rank.label("child_rank"))
         .cte("decided"))
-    columns: Sequence[Any] = (
+    columns: list[Any] = [
         finished.c.job_id, finished.c.name, finished.c.dependents, settled.c.remaining,
         settled.c.failed, decided.c.id, decided.c.child_job_id, decided.c.child_name,
         decided.c.process, decided.c.group_name, decided.c.client, decided.c.child_status,
-        decided.c.child_timeout, decided.c.child_rank, finished.c.spawned_by)
-    return (select(*columns)
-            .select_from(finished.join(settled, true()).outerjoin(decided, true())))
+        decided.c.child_timeout, decided.c.child_rank, finished.c.spawned_by]
+    joined = finished.join(settled, true()).outerjoin(decided, true())
+    if not then_next:
+        return select(*columns).select_from(joined)
+    claimed, started = _claim_ctes(
+        sql.CLAIM_NEXT.where(exists(select(finished.c.job_id))), chained=True)
+    columns += [claimed.c[c.name].label(f"next_{c.name}") for c in _claimed_columns(True)]
+    return (select(*columns).select_from(joined.outerjoin(claimed, true()))
+            .add_cte(started))
 
 
 def _when(condition: Any, then: Any, otherwise: Any) -> Any:
@@ -491,3 +522,4 @@ _CLAIM_NEXT_ONE_STATEMENT = _claim_cte(sql.CLAIM_NEXT, chained=True)
 #: be the start of a transaction that may have begun a while ago).
 _DATABASE_NOW = select(func.statement_timestamp())
 _SUCCESS = _success_statement()
+_SUCCESS_AND_NEXT = _success_statement(then_next=True)

@@ -7,18 +7,24 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.engine import make_url
 
 import batchjobs
-from batchjobs import JobSpec, store
+from batchjobs import JobSpec, clock, store
+from batchjobs.coordinator import claim, record_success_and_next
+from batchjobs.groups import add_group
 from batchjobs.models import Attempt, Task
 from batchjobs.settings import get_settings
 from tests.helpers import by_name, wait_for
 from tests.integration.test_faults import HOLD, pid_of, serve
+from tests.services import CuttableProxy
 
 pytestmark = pytest.mark.integration
 
@@ -56,7 +62,8 @@ def counting_job(folder: Path, group: str, n: int) -> JobSpec:
     return job
 
 
-def test_a_deep_backlog_runs_in_chains_each_task_once(own_database, start_server, tmp_path):
+def test_a_deep_backlog_runs_in_chains_each_task_once(backend, own_database, start_server,
+                                                      tmp_path):
     _, group = serve(start_server, "Chain", env=SHALLOW)
     job_id = submit(counting_job(tmp_path, group, 40), depth=1)
     assert batchjobs.wait(job_id, timeout=300) is batchjobs.JobStatus.ENDED
@@ -65,6 +72,20 @@ def test_a_deep_backlog_runs_in_chains_each_task_once(own_database, start_server
     assert all([(n, o) for n, o, _, _ in attempts] == [(1, "ended")] for attempts in rows.values())
     messages = {attempts[0][2] for attempts in rows.values()}
     assert None not in messages and len(messages) < 40     # tasks shared a message
+    if backend.name != "embedded":
+        # PostgreSQL claims a chain's next task in the statement that records the success
+        # before it: the one instant is the end of one attempt and the start of the next.
+        assert handovers(job_id) >= 40 - len(messages)
+
+
+def handovers(job_id: int) -> int:
+    """How many attempts of the job started at the very instant another one ended."""
+    with store.read_session() as session:
+        times = session.execute(
+            select(Attempt.started_at, Attempt.ended_at).join(Task, Attempt.task_id == Task.id)
+            .where(Task.job_id == job_id)).all()
+    ended = {end for _, end in times}
+    return sum(start in ended for start, _ in times)
 
 
 def test_a_shallow_queue_sends_every_task_its_own_message(
@@ -149,3 +170,78 @@ def test_kill_9_mid_chain_fails_the_running_task_alone_and_runs_nothing_twice(
     assert counted(folder) == 6
     error = batchjobs.attempts(job_id, task="held", number=1)[0]["error"]
     assert "process lost" in error
+
+
+def test_a_chain_claim_whose_reply_was_lost_is_taken_not_left_executing(
+        backend, own_database):
+    """The statement that records a success and claims the chain's next task ran, but
+    its reply never came (the connection to PostgreSQL broke meanwhile). Recording again
+    changes nothing, and the task that statement claimed is found by the message's id
+    and handed to the chain, so it runs instead of staying executing."""
+    if backend.name == "embedded":
+        pytest.skip("SQLite records a success and claims the next task in two steps")
+    add_group("lost-reply")             # no server serves it: only this test claims
+    job = JobSpec("lost reply")
+    for name in ("t0", "t1", "t2"):
+        job.add_task(name, "batchjobs.examples.noop", group="lost-reply")
+    job_id = submit(job, depth=1)
+    ids = task_ids(job_id)
+    settings = get_settings()
+    first = claim(ids["t0"], job_id, "Chainer", "message-1", settings=settings)
+    assert first is not None and first.readied_by_success == ()
+    url = make_url(settings.database_url)
+    proxy = CuttableProxy(url.port or 5432)
+    proxied = replace(settings, database_url=url.set(port=proxy.port).render_as_string(
+        hide_password=False))
+    outcome: list[Any] = []
+    warm, muted = threading.Event(), threading.Event()
+
+    def chain_on() -> None:
+        # The fast path's connection is this thread's: connected, and the statement
+        # prepared (a round trip of its own), before the mute. A success of no attempt
+        # records nothing, so it claims nothing.
+        with store.atomic(proxied) as (kind, conn):
+            outcome.append(kind.success_and_next(conn, {
+                "p_task": -1, "p_number": 1, "p_now": clock.now(), "p_children": [],
+                "p_log": None, "p_incarnation": None, "p_job": job_id, "p_prev": -1,
+                "p_server": "Chainer", "p_message": "message-0"}))
+        warm.set()
+        muted.wait(60)
+        outcome.append(record_success_and_next(first, None, server="Chainer",
+                                               message_id="message-1", settings=proxied,
+                                               incarnation=None))
+
+    chainer = threading.Thread(target=chain_on)
+    try:
+        chainer.start()
+        assert warm.wait(60)
+        proxy.muted = True
+        muted.set()
+        wait_for(lambda: statuses(job_id)["t0"] == "ended", timeout=60,
+                 message="the statement ran")
+        proxy.cut()
+        proxy.muted = False
+        proxy.heal()
+        chainer.join(timeout=120)
+    finally:
+        proxy.close()
+        store.reset_engines()
+    [], (dispatches, following) = outcome
+    claimed = [name for name, status in statuses(job_id).items() if status == "executing"]
+    assert dispatches == [] and len(claimed) == 1
+    assert following is not None and following.task_id == ids[claimed[0]]
+    assert following.attempt == 1
+    assert [(n, o, m) for n, o, m, _ in attempt_rows(job_id)[claimed[0]]] == [
+        (1, "running", "message-1")]
+
+
+def task_ids(job_id: int) -> dict[str, int]:
+    with store.read_session() as session:
+        return dict(session.execute(select(Task.name, Task.id)
+                                    .where(Task.job_id == job_id)).all())  # type: ignore[arg-type]
+
+
+def statuses(job_id: int) -> dict[str, str]:
+    with store.read_session() as session:
+        return {name: str(status) for name, status in session.execute(
+            select(Task.name, Task.status).where(Task.job_id == job_id)).all()}

@@ -9,13 +9,14 @@ one ends, with no polling.
 
 **Chains.** A group whose ready tasks outnumber its queue's depth keeps the rest in the
 database, unqueued (:mod:`batchjobs.coordinator.feed`). A thread that has just ended a
-task of such a backlog takes the next one itself (:func:`claim_next`), in the feeders'
-order, without a message: the per-task cost of a message (publish, deliver, ack) is
-saved where there are many tasks, and a shallow queue (every ready task has its
-message) never chains, so a lone dependent still starts by its own message. A chain
-claims one task at a time, only when the thread is free, so no task waits behind a busy
-thread; it takes only its own job's tasks, without a time limit or a cap, and stops
-after ``BATCHJOBS_CHAIN_SECONDS`` or at a shutdown. Flower sees each chained task as a
+task of such a backlog takes the next one itself (:class:`NextTask`, claimed as its
+success is recorded), in the feeders' order, without a message: the per-task cost of a
+message (publish, deliver, ack) is saved where there are many tasks, and a shallow
+queue (every ready task has its message) never chains, so a lone dependent still starts
+by its own message. A chain claims one task at a time, only when the thread is free, so
+no task waits behind a busy thread; it takes only its own job's tasks, without a time
+limit or a cap, and stops after ``BATCHJOBS_CHAIN_SECONDS``, a failed task or at a
+shutdown. Flower sees each chained task as a
 task of its own (events sent with a new id).
 """
 
@@ -32,7 +33,7 @@ from typing import Any
 
 from . import incarnation, queues
 from .app import app
-from .coordinator import Claim, claim, claim_next, record, record_success_and_next
+from .coordinator import Claim, NextTask, claim, record
 from .coordinator.concurrency import feed_freed
 from .errors import TaskFailed
 from .execution import Result, execute
@@ -120,56 +121,43 @@ def _run(self: Any, task_id: int, job: int) -> str:
         # task-failed event (and Flower shows) is the process's.
         raise TaskFailed(job_id=claimed.job_id, task=claimed.name, attempt=claimed.attempt,
                          error=result.error or "") from result.exception
-    if chain is not None:
-        ask = following is _ASK_LATER
-        _chain(self, claimed, None if ask else following, server, settings, token, chain,
-               ask=ask)
+    if following is not None and chain is not None:
+        _chain(self, following, server, settings, token, chain)
     return result.outcome.value
 
 
 class _Chain:
     """What a message's thread may still take after the message's own task: until
-    ``until`` (monotonic), while the server is not stopping."""
+    ``until`` (monotonic), while the server is not stopping, after successes."""
 
     def __init__(self, message_id: str | None, until: float) -> None:
         self.message_id = message_id
         self.until = until
 
-    def open(self) -> bool:
-        return time.monotonic() < self.until and not stopping
-
-    def claims_with(self, claimed: Claim, result: Result) -> bool:
-        """The next task may be claimed in the step that records ``claimed``'s success
-        (:func:`record_success_and_next`): it succeeded, added no tasks, decides its
-        dependents without a cascade and has no cap."""
-        return (self.open() and result.outcome is Outcome.ENDED and not result.added
-                and claimed.readied_by_success is not None and not claimed.capped)
-
-
-#: :func:`_carry_out` did not look for the next task: the chain claims it on its own.
-_ASK_LATER: Any = object()
+    def next_after(self, claimed: Claim, result: Result, server: str) -> NextTask | None:
+        """The request for the next task that recording ``claimed``'s outcome makes; None
+        when the chain ends here (an error ends it too: the backlog goes back to the
+        feeders, one message per task)."""
+        if (result.outcome is not Outcome.ENDED or stopping
+                or time.monotonic() >= self.until):
+            return None
+        return NextTask(claimed, server, self.message_id)
 
 
 def _carry_out(claimed: Claim, server: str, settings: Any, token: str | None,
                chain: _Chain | None) -> tuple[Result, Claim | None]:
-    """Run a claimed task's process, record its outcome and publish what it readied.
-    With a ``chain`` that may take the next task with the success, also that task (None:
-    the backlog had none for it); otherwise :data:`_ASK_LATER`."""
+    """Run a claimed task's process, record its outcome and publish what it readied;
+    in a ``chain``, also the task claimed next (None: the chain ends)."""
     result = execute(claimed, server, log_limit=settings.attempt_log_limit, settings=settings)
-    following: Claim | None = _ASK_LATER
-    if chain is not None and chain.claims_with(claimed, result):
-        dispatches, following = record_success_and_next(
-            claimed, result.log, server=server, message_id=chain.message_id,
-            settings=settings, incarnation=token)
-    else:
-        dispatches = record(claimed.task_id, claimed.attempt, result.outcome, result.error,
-                            children=claimed.readied_by_success, traceback=result.traceback,
-                            log=result.log, settings=settings, incarnation=token,
-                            failure=result.failure, added=result.added)
+    then = None if chain is None else chain.next_after(claimed, result, server)
+    dispatches = record(claimed.task_id, claimed.attempt, result.outcome, result.error,
+                        children=claimed.readied_by_success, traceback=result.traceback,
+                        log=result.log, settings=settings, incarnation=token,
+                        failure=result.failure, added=result.added, then=then)
     queues.publish(dispatches, settings=settings)
     if claimed.capped and claimed.group is not None:
         queues.publish(feed_freed(claimed.job_id, claimed.group, settings), settings=settings)
-    return result, following
+    return result, None if then is None else then.claimed
 
 
 def _may_chain(self: Any, seconds: float) -> bool:
@@ -179,28 +167,16 @@ def _may_chain(self: Any, seconds: float) -> bool:
     return seconds > 0 and not stopping and not any(limits)
 
 
-def _chain(self: Any, previous: Claim, following: Claim | None, server: str, settings: Any,
-           token: str | None, chain: _Chain, *, ask: bool = False) -> None:
-    """Take the group's backlog, one task at a time, until it is empty (or its head is
-    not for a chain), the chain's time is up or the server stops. ``following``: the
-    task claimed with ``previous``'s success (run whatever the time: it is claimed);
-    ``ask``: none was looked for, so the chain claims one."""
-    if following is None and not ask:
-        return      # the backlog had nothing: no events dispatcher opened
+def _chain(self: Any, following: Claim | None, server: str, settings: Any, token: str | None,
+           chain: _Chain) -> None:
+    """Run the tasks a chain claimed, each claimed as the one before it was recorded,
+    until the backlog is empty (or its head is not for a chain), the chain's time is up,
+    a task fails or the server stops. A claimed task runs whatever the time."""
     with _events(self) as flower:
-        while True:
-            if ask:
-                if not chain.open():
-                    return
-                following = claim_next(previous, server, chain.message_id,
-                                       settings=settings, incarnation=token)
-            if following is None:
-                return
+        while following is not None:
             event_id = flower.started(following)
-            result, after = _carry_out(following, server, settings, token, chain)
+            result, following = _carry_out(following, server, settings, token, chain)
             flower.ended(event_id, result)
-            ask = after is _ASK_LATER
-            previous, following = following, (None if ask else after)
 
 
 class _Flower:

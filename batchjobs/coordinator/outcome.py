@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -48,7 +49,7 @@ def record(task_id: int, attempt: int, outcome: Outcome, error: str | None = Non
            children: tuple[int, ...] | None = None, traceback: str | None = None,
            log: str | None = None, settings: Settings,
            incarnation: str | None = None, failure: Failure | None = None,
-           added: Sequence[TaskSpec] = ()) -> list[Dispatch]:
+           added: Sequence[TaskSpec] = (), then: NextTask | None = None) -> list[Dispatch]:
     """Record the outcome of attempt ``attempt`` of a task; return the dependents (or the
     retry) that became ready, to be published by the caller after this returns.
 
@@ -62,58 +63,57 @@ def record(task_id: int, attempt: int, outcome: Outcome, error: str | None = Non
     is unreachable is retried with backoff for up to ``settings.server_timeout``
     seconds; after that the error is raised and the attempt is left to recovery.
     ``added``: the tasks a successful process added to its job (``ctx.add_task``), stored
-    with the success (:func:`spawn.record_with_children`)."""
-    return _retrying(lambda: _record(task_id, attempt, outcome, children, settings,
-                                     {"p_error": error, "p_traceback": traceback,
-                                      "p_log": log, "p_incarnation": incarnation},
-                                     failure, added),
-                     f"recording task {task_id} attempt {attempt}", settings)
+    with the success (:func:`spawn.record_with_children`). ``then``: a chain's request for
+    its next task (:class:`NextTask`), given only with a success."""
+    dispatches = _retrying(lambda: _record(task_id, attempt, outcome, children, settings,
+                                           {"p_error": error, "p_traceback": traceback,
+                                            "p_log": log, "p_incarnation": incarnation},
+                                           failure, added, then),
+                           f"recording task {task_id} attempt {attempt}", settings)
+    if then is not None and not then.asked:
+        then.claimed = claim_next(then.previous, then.server, then.message_id,
+                                  settings=settings, incarnation=incarnation)
+    return dispatches
 
 
-def record_success_and_next(previous: Claim, log: str | None, *, server: str,
-                            message_id: str | None, settings: Settings,
-                            incarnation: str | None) -> tuple[list[Dispatch], Claim | None]:
-    """:func:`record` of a chain's success, and the chain's next task
-    (:func:`claim.claim_next`) claimed in the same step where the database has one
-    (PostgreSQL: one statement, so a busy thread pays one round trip per task, and a
-    shallow queue's none for the chain). ``previous`` decides its dependents without a
-    cascade (:attr:`Claim.readied_by_success`), added no tasks and has no cap."""
-    params = {"p_task": previous.task_id, "p_number": previous.attempt, "p_now": clock.now(),
-              "p_children": list(previous.readied_by_success or ()), "p_log": log,
-              "p_incarnation": incarnation, "p_job": previous.job_id,
-              "p_prev": previous.task_id, "p_server": server, "p_message": message_id}
+@dataclass
+class NextTask:
+    """A chain's request to :func:`record`: once the success is recorded, claim the
+    chain's next task (the head of the group's backlog: :func:`claim.claim_next`) for the
+    thread of message ``message_id``; :attr:`claimed` is the answer.
 
-    try:
-        with store.atomic(settings) as (kind, conn):
-            rows = kind.success_and_next(conn, params)
-    except OperationalError:
-        # Unreachable, or the reply lost after the statement ran: recorded with backoff
-        # (a second time changes nothing), and a task claimed by the lost reply is taken.
-        dispatches = record(previous.task_id, previous.attempt, Outcome.ENDED,
-                            children=previous.readied_by_success, log=log, settings=settings,
-                            incarnation=incarnation)
-        return dispatches, _claimed_by_message(params, previous.job_id, settings)
-    if rows is None:
-        dispatches = record(previous.task_id, previous.attempt, Outcome.ENDED,
-                            children=previous.readied_by_success, log=log, settings=settings,
-                            incarnation=incarnation)
-        return dispatches, claim_next(previous, server, message_id, settings=settings,
-                                      incarnation=incarnation)
-    following = None
-    if rows and rows[0].next_id is not None:
-        following = chained(tuple(rows[0])[-len(NEXT_COLUMNS):], previous.job_id)
-    return _after_success_at_once(rows, settings), following
+    A success of the one-step form claims it in the statement that records it where the
+    database has one (PostgreSQL: one round trip per chained task, and a shallow queue's
+    success learns there that the backlog is empty); otherwise the claim follows the
+    recording."""
+
+    previous: Claim
+    server: str
+    message_id: str | None
+    claimed: Claim | None = None
+    #: Whether the recording step has looked for the next task already.
+    asked: bool = False
+
+    def params(self) -> dict[str, Any]:
+        return {"p_job": self.previous.job_id, "p_prev": self.previous.task_id,
+                "p_server": self.server, "p_message": self.message_id}
+
+    def take(self, rows: list[Any], settings: Settings) -> None:
+        """The answer of a success-and-next step. No row: that step recorded nothing, the
+        success being recorded already: perhaps by this very step, tried again because its
+        reply was lost with the connection, so the task it claimed then is found by the
+        message's id (never left executing with nobody to run it)."""
+        self.asked = True
+        if not rows:
+            with store.read_session(settings) as session:
+                row = session.execute(sql.CLAIMED_BY_MESSAGE, self.params()).first()
+            self.claimed = None if row is None else chained(tuple(row), self.previous.job_id)
+        elif rows[0].next_id is not None:
+            self.claimed = chained(tuple(rows[0])[-len(_NEXT_COLUMNS):], self.previous.job_id)
 
 
 #: The claimed columns a success-and-next row ends with.
-NEXT_COLUMNS = (*sql.CLAIMED_COLUMNS, sql.task.c.id)
-
-
-def _claimed_by_message(params: dict[str, Any], job_id: int,
-                        settings: Settings) -> Claim | None:
-    with store.read_session(settings) as session:
-        row = session.execute(sql.CLAIMED_BY_MESSAGE, params).first()
-    return None if row is None else chained(tuple(row), job_id)
+_NEXT_COLUMNS = (*sql.CLAIMED_COLUMNS, sql.task.c.id)
 
 
 def _retrying(step: Callable[[], T], what: str, settings: Settings) -> T:
@@ -134,7 +134,8 @@ def _retrying(step: Callable[[], T], what: str, settings: Settings) -> T:
 
 def _record(task_id: int, attempt: int, outcome: Outcome, children: tuple[int, ...] | None,
             settings: Settings, detail: dict[str, str | None],
-            failure: Failure | None = None, added: Sequence[TaskSpec] = ()) -> list[Dispatch]:
+            failure: Failure | None = None, added: Sequence[TaskSpec] = (),
+            then: NextTask | None = None) -> list[Dispatch]:
     now = clock.now()
     if outcome is Outcome.ENDED and added:
         try:
@@ -144,12 +145,15 @@ def _record(task_id: int, attempt: int, outcome: Outcome, children: tuple[int, .
         except DuplicateTask as exc:    # a name taken since the process checked it
             outcome, detail = Outcome.ERROR, {**detail, "p_error": str(exc)}
     elif outcome is Outcome.ENDED and children is not None:
+        params = {"p_task": task_id, "p_number": attempt, "p_now": now,
+                  "p_children": list(children), "p_log": detail["p_log"],
+                  "p_incarnation": detail["p_incarnation"]}
         with store.atomic(settings) as (kind, conn):
-            rows = kind.success_at_once(conn, {"p_task": task_id, "p_number": attempt,
-                                               "p_now": now, "p_children": list(children),
-                                               "p_log": detail["p_log"],
-                                               "p_incarnation": detail["p_incarnation"]})
+            rows = (kind.success_at_once(conn, params) if then is None else
+                    kind.success_and_next(conn, {**params, **then.params()}))
         if rows is not None:
+            if then is not None:
+                then.take(rows, settings)
             return _after_success_at_once(rows, settings)
     with store.transaction(settings) as session:
         return record_in(session, task_id, attempt, outcome, now, settings, detail,

@@ -18,10 +18,11 @@ from sqlalchemy.engine import make_url
 
 import batchjobs
 from batchjobs import JobSpec, clock, store
-from batchjobs.coordinator import claim, record_success_and_next
+from batchjobs.coordinator import NextTask, claim, record
 from batchjobs.groups import add_group
 from batchjobs.models import Attempt, Task
 from batchjobs.settings import get_settings
+from batchjobs.status import Outcome
 from tests.helpers import by_name, wait_for
 from tests.integration.test_faults import HOLD, pid_of, serve
 from tests.services import CuttableProxy
@@ -207,9 +208,10 @@ def test_a_chain_claim_whose_reply_was_lost_is_taken_not_left_executing(
                 "p_server": "Chainer", "p_message": "message-0"}))
         warm.set()
         muted.wait(60)
-        outcome.append(record_success_and_next(first, None, server="Chainer",
-                                               message_id="message-1", settings=proxied,
-                                               incarnation=None))
+        then = NextTask(first, "Chainer", "message-1")
+        dispatches = record(first.task_id, first.attempt, Outcome.ENDED, children=(),
+                            settings=proxied, then=then)
+        outcome.append((dispatches, then.claimed))
 
     chainer = threading.Thread(target=chain_on)
     try:

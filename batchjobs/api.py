@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import insert, select
 
-from . import clock, priority, queues, reads, store
+from . import clock, counters, priority, queues, reads, store
 from .errors import DispatchError, InvalidRecurrence, JobNotFound, TaskNotFound
 from .models import Attempt, BatchGroup, Condition, Job, Task
 from .settings import Settings, get_settings
@@ -84,16 +84,18 @@ def submit(job: JobSpec, *, user: str | None = None, hold: bool = False,
 
         check_submitter(session, user, settings)
         status = JobStatus.HOLD if hold else JobStatus.WAITING
+        ids = dict(zip((t.name for t in job.tasks),
+                       store.allocate_ids(session, "tasks", len(job.tasks)), strict=True))
+        counter_of = counters.spread(list(ids.values()))
         job_id = session.execute(insert(Job).values(
             description=job.description, status=status, alert=job.alert.value,
             company=job.company, created_by=user, created_at=now, run_at=run_at,
-            task_count=len(job.tasks), remaining=len(job.tasks), failed=0,
+            task_count=len(job.tasks), remaining=counters.on_job(counter_of), failed=0,
             recurrence=recurrence.to_json() if recurrence else None, run_number=1,
             priority=priority.rank(job.priority), max_concurrency=job.max_concurrency,
         ).returning(Job.id)).scalar_one()
+        counters.store_counters(session, job_id, counter_of)
         runs.new_run(session, job_id, 1, status=status, scheduled_at=run_at or now)
-        ids = dict(zip((t.name for t in job.tasks),
-                       store.allocate_ids(session, "tasks", len(job.tasks)), strict=True))
         dependents: dict[str, list[list[Any]]] = {t.name: [] for t in job.tasks}
         conditions = []
         for t in job.tasks:
@@ -116,7 +118,8 @@ def submit(job: JobSpec, *, user: str | None = None, hold: bool = False,
              "timeout": t.timeout if t.timeout is not None else job.timeout,
              **_retry_columns(job.retry_policy(t)),
              "priority": ranks[t.name], "rank": ranks[t.name],
-             "run_as": user, "dependents": dependents[t.name]}
+             "run_as": user, "dependents": dependents[t.name],
+             "counter": counter_of[ids[t.name]]}
             for t in job.tasks
         ])
         if conditions:

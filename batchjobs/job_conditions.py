@@ -157,7 +157,7 @@ def _count(session: Session, job_id: int, run: int,
                 explain_any(session, task_id)
             dispatches += propagate(session, job_id, child.name, TaskStatus.NOT_RUN,
                                     child.dependents, 0, now, settings,
-                                    spawned_by=child.spawned_by)
+                                    spawned_by=child.spawned_by, counter=child.counter)
     return dispatches
 
 

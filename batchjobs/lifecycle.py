@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from . import clock, queues, runs, store, wakeup
+from . import clock, counters, queues, runs, store, wakeup
 from .coordinator import propagate, queue_job, start_job
 from .errors import InvalidState, JobNotFound
 from .graph import Decision, decide, holds, unmet_reason
@@ -103,6 +103,7 @@ def cancel(job_id: int, *, settings: Settings | None = None) -> int:
         job.status = JobStatus.CANCELED
         job.ended_at = now
         job.remaining = 0
+        counters.clear(session, job_id)
         session.flush()
         runs.end_run(session, job_id, JobStatus.CANCELED, now, settings)
     if messages:
@@ -147,8 +148,9 @@ def rerun(job_id: int, *, failed: bool = False, settings: Settings | None = None
         outside_failed = sum(1 for t in tasks.values() if t.id not in chosen
                              and t.status == TaskStatus.ERROR and not t.ignore_failure
                              and t.spawned_by is None)
+        remaining = counters.recount(session, job_id, sorted(chosen))
         session.execute(update(Job).where(Job.id == job_id).values(
-            status=JobStatus.EXECUTING, remaining=len(chosen), failed=outside_failed,
+            status=JobStatus.EXECUTING, remaining=remaining, failed=outside_failed,
             run_number=number, started_at=now, ended_at=None))
         runs.new_run(session, job_id, number, status=JobStatus.EXECUTING, scheduled_at=now,
                      kind=RunKind.RERUN)
@@ -223,5 +225,5 @@ def _restart(session: Session, job_id: int, tasks: dict[int, Task], chosen: set[
                     status=TaskStatus.NOT_RUN.value, reason=reasons.get(task_id))
                 .returning(table.c.id)).first():
                 dispatches += propagate(session, job_id, t.name, TaskStatus.NOT_RUN,
-                                        t.dependents, 0, now, settings)
+                                        t.dependents, 0, now, settings, counter=t.counter)
     return dispatches

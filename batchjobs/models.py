@@ -1,7 +1,8 @@
 """The database tables, as typed SQLAlchemy 2.x models.
 
-Counters on ``tasks`` (``met``/``unmet``) and ``jobs`` (``remaining``/``failed``)
-let the coordinator decide from the rows it touches, never by scanning a job.
+Counters on ``tasks`` (``met``/``unmet``), ``jobs`` (``remaining``/``failed``) and
+``job_counters`` (the rest of a large job's ``remaining``) let the coordinator decide
+from the rows it touches, never by scanning a job.
 """
 
 from __future__ import annotations
@@ -139,7 +140,11 @@ class ServerGroup(Base):
 
 
 class Job(Base):
-    """A batch job: the unit a user submits; ``remaining`` counts its unfinished tasks."""
+    """A batch job: the unit a user submits.
+
+    ``remaining`` counts its unfinished tasks of counter 0; a large job spreads the rest
+    over its ``job_counters`` rows (:mod:`batchjobs.counters`): the job has unfinished
+    tasks while the sum is above 0."""
 
     __tablename__ = "jobs"
 
@@ -170,6 +175,19 @@ class Job(Base):
 
     __table_args__ = (Index("ix_jobs_status_run_at", "status", "run_at"),
                       Index("ix_jobs_status_ended_at", "status", "ended_at"))
+
+
+class JobCounter(Base):
+    """One more share of a large job's count of unfinished tasks (``Task.counter``):
+    completions of one job decrement different rows, instead of queueing on the lock
+    of the job's own row (:mod:`batchjobs.counters`)."""
+
+    __tablename__ = "job_counters"
+
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"),
+                                        primary_key=True)
+    counter: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    remaining: Mapped[int] = mapped_column(Integer)
 
 
 class JobRun(Base):
@@ -310,6 +328,9 @@ class Task(Base):
     #: Tasks this one added that ended ``error`` without ``ignore_failure``: it ends
     #: ``error`` if any did.
     failed_children: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    #: Which of its job's counters counts it unfinished: 0 is ``jobs.remaining``, any
+    #: other a ``job_counters`` row (:mod:`batchjobs.counters`).
+    counter: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     __table_args__ = (
         UniqueConstraint("job_id", "name", name="uq_tasks_job_id_name"),

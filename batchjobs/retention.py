@@ -60,6 +60,7 @@ from .models import (
     Job,
     JobAudit,
     JobCondition,
+    JobCounter,
     JobRun,
     Task,
 )
@@ -74,7 +75,7 @@ BATCH_JOBS = 500
 BATCH_TASKS = 50_000
 #: The tables a finished job has rows in, in the order they are deleted (children first).
 TABLES = ("alert_deliveries", "alerts", "attempts", "conditions", "job_runs", "job_audit",
-          "job_conditions", "tasks", "jobs")
+          "job_conditions", "tasks", "job_counters", "jobs")
 #: The lease's name, how often the housekeepers clean up, and how long one may take
 #: before another housekeeper may take over (the work is in batches: nothing is lost).
 DUTY = "retention"
@@ -218,6 +219,7 @@ def _rows_of_jobs(session: Session, job_ids: list[int], dry_run: bool) -> dict[s
         ("job_audit", JobAudit, JobAudit.job_id.in_(job_ids)),
         ("job_conditions", JobCondition, JobCondition.job_id.in_(job_ids)),
         ("tasks", Task, Task.job_id.in_(job_ids)),
+        ("job_counters", JobCounter, JobCounter.job_id.in_(job_ids)),
         ("jobs", Job, Job.id.in_(job_ids)),
     ])
 

@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
-from . import alerts, clock, wakeup
+from . import alerts, clock, counters, wakeup
 from .models import Job, JobRun, Task, UTCDateTime
 from .recurrence import Recurrence, next_occurrence, skips_are_a_lower_bound
 from .settings import Settings
@@ -99,7 +99,8 @@ def schedule_next(session: Session, job: Job, now: datetime) -> datetime | None:
             skipped=skipped)
     reset_tasks(session, job.id)
     session.connection().execute(update(_job).where(_job.c.id == job.id).values(
-        status=status.value, run_at=next_at, remaining=job.task_count, failed=0,
+        status=status.value, run_at=next_at, remaining=counters.recount(session, job.id),
+        failed=0,
         run_number=number, started_at=None, ended_at=None, hold_reason=reason))
     wakeup.notify(session)   # the housekeepers wake at next_at, not at their next tick
     return next_at

@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import func, select, text, update
 
-from batchjobs import JobRef, JobSpec, clock, lifecycle, owners, retention, store
+from batchjobs import JobRef, JobSpec, clock, counters, lifecycle, owners, retention, store
 from batchjobs.api import history, status, submit
 from batchjobs.cli import cli
 from batchjobs.coordinator import claim, record, start_job
@@ -102,6 +102,8 @@ def test_cleanup_older_than_0s_leaves_no_row_of_a_finished_job(settings, monkeyp
     waits_on_ended = two_step("canceled")
     waits_on_ended.add_task("C", "batchjobs.examples.noop",
                             depends_on=[(JobRef(ended), "finished")])
+    for i in range(2 * counters.TASKS_PER_COUNTER):   # large: it has job_counters rows
+        waits_on_ended.add_task(f"D{i}", "batchjobs.examples.noop")
     canceled = submit(waits_on_ended, hold=True, settings=settings)
     lifecycle.cancel(canceled, settings=settings)
     later = submit(two_step("later", run_at=clock.now() + timedelta(days=1)),

@@ -30,7 +30,7 @@ from ..store import statements as sql
 from ..store import steps
 from .claim import Claim, chained, claim_next
 from .delayed import retry_after_failure
-from .settlement import end_job, end_settled_job, propagate
+from .settlement import end_settled_job, propagate
 from .spawn import record_with_children
 
 if TYPE_CHECKING:
@@ -198,9 +198,8 @@ def record_in(session: Session, task_id: int, attempt: int, outcome: Outcome, no
         done = steps.of(session).success(conn, {**params, "p_log": detail["p_log"]})
         if done is None:
             return []
-        job_id, name, dependents, remaining, failed, spawned_by = done
-        if remaining <= 0:
-            end_job(session, job_id, failed, now, settings)
+        job_id, name, dependents, remaining, spawned_by = done
+        if remaining <= 0 and end_settled_job(session, job_id, settings):
             return []
         return propagate(session, job_id, name, TaskStatus.ENDED, dependents, 0, now,
                          settings, settled=True, spawned_by=spawned_by)
@@ -217,6 +216,6 @@ def record_in(session: Session, task_id: int, attempt: int, outcome: Outcome, no
     if decision.reason is not None:
         conn.execute(update(sql.task).where(sql.task.c.id == task_id)
                      .values(reason=decision.reason))
-    job_id, name, ignore_failure, dependents, spawned_by = row
-    return propagate(session, job_id, name, TaskStatus.ERROR, dependents,
-                     0 if ignore_failure else 1, now, settings, spawned_by=spawned_by)
+    return propagate(session, row.job_id, row.name, TaskStatus.ERROR, row.dependents,
+                     0 if row.ignore_failure else 1, now, settings,
+                     spawned_by=row.spawned_by, counter=row.counter)

@@ -3,21 +3,23 @@ the job's counters, the job's end.
 
 The dependents come from the finished task's own row and each is decided from its
 own counters, so the work per completion is one row per dependent, whatever the
-size of the job; the job is settled by a counter on its row, never a scan.
+size of the job; the job is settled by its counters (:mod:`batchjobs.counters`), never
+a scan.
 """
 
 from __future__ import annotations
 
-from collections import deque
+from collections import Counter, deque
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, aliased
 
-from .. import clock, runs
+from .. import clock, counters, runs
 from ..graph import holds, job_outcome, unmet_reason
-from ..models import Condition, Job, Task
+from ..models import Condition, Task
 from ..queues import Dispatch
 from ..settings import Settings
 from ..status import ConditionType, JobStatus, TaskStatus
@@ -26,7 +28,8 @@ from ..store import statements as sql
 
 def propagate(session: Session, job_id: int, name: str, status: TaskStatus,
               dependents: list[Any], failed: int, now: datetime, settings: Settings, *,
-              settled: bool = False, spawned_by: int | None = None) -> list[Dispatch]:
+              settled: bool = False, spawned_by: int | None = None, counter: int = 0
+              ) -> list[Dispatch]:
     """Decide the dependents of a finished task, cascading ``not_run``; settle the job.
 
     One statement per dependent (:data:`statements.DECIDE`). ``failed``: 1 if the task
@@ -34,10 +37,11 @@ def propagate(session: Session, job_id: int, name: str, status: TaskStatus,
     the job already. ``spawned_by``: the task that added this one at run time, if any: the
     end (and a failure) is counted on that task instead of the job's ``failed``, and the
     last of its runtime tasks to finish ends it, which decides its own dependents in
-    turn (:data:`statements.SETTLE_SPAWNER`)."""
+    turn (:data:`statements.SETTLE_SPAWNER`). ``counter``: the task's counter on the
+    job (``tasks.counter``), the one it is counted down on."""
     conn = session.connection()
     dispatches: list[Dispatch] = []
-    finished = 0 if settled else 1
+    finished: Counter[int] = Counter() if settled else Counter({counter: 1})
     job_failed = 0
     pending: deque[tuple[str, TaskStatus, list[Any], int | None, int]] = deque(
         [(name, status, dependents, spawned_by, failed)])
@@ -51,7 +55,7 @@ def propagate(session: Session, job_id: int, name: str, status: TaskStatus,
             if child.status == TaskStatus.READY:
                 dispatches += ready_dispatch(child)
             elif child.status == TaskStatus.NOT_RUN:
-                finished += 1
+                finished[child.counter] += 1
                 if child.condition_type == ConditionType.ANY:
                     explain_any(session, child_id)
                 pending.append((child.name, TaskStatus.NOT_RUN, child.dependents,
@@ -61,17 +65,19 @@ def propagate(session: Session, job_id: int, name: str, status: TaskStatus,
             continue
         ended = _settle_spawner(session, spawner, parent_name, failure)
         if ended is not None:
-            finished += 1
-            pending.append(ended)
+            end, its_counter = ended
+            finished[its_counter] += 1
+            pending.append(end)
     if finished or job_failed:
-        settle_job(session, job_id, finished, job_failed, now, settings)
+        settle_job(session, job_id, finished, job_failed, settings)
     return dispatches
 
 
 def _settle_spawner(session: Session, task_id: int, child: str, failed: int
-                    ) -> tuple[str, TaskStatus, list[Any], int | None, int] | None:
+                    ) -> tuple[tuple[str, TaskStatus, list[Any], int | None, int], int] | None:
     """Count a finished runtime task on the task that added it; that task's own end
-    (name, status, dependents, spawner, failure) when this was the last one."""
+    (name, status, dependents, spawner, failure) and its counter on the job when this
+    was the last one."""
     conn = session.connection()
     row = conn.execute(sql.SETTLE_SPAWNER, {
         "p_task": task_id, "p_failed": failed,
@@ -83,7 +89,7 @@ def _settle_spawner(session: Session, task_id: int, child: str, failed: int
         conn.execute(update(sql.task).where(sql.task.c.id == task_id).values(
             reason=f"{row.reason} (and {row.failed_children - 1} more of its added tasks)"))
     failure = int(status is TaskStatus.ERROR and not row.ignore_failure)
-    return row.name, status, row.dependents, row.spawned_by, failure
+    return (row.name, status, row.dependents, row.spawned_by, failure), row.counter
 
 
 def decide(conn: Any, task_id: int, held: bool, reason: str, now: datetime) -> Any:
@@ -118,14 +124,12 @@ def explain_any(session: Session, task_id: int) -> None:
         reason="no condition can hold any more: " + "; ".join(parts)))
 
 
-def settle_job(session: Session, job_id: int, finished: int, failed: int, now: datetime,
+def settle_job(session: Session, job_id: int, finished: Mapping[int, int], failed: int,
                settings: Settings) -> None:
-    """Count finished tasks on the job row; the last one decides the job's status."""
-    row: Any = session.connection().execute(sql.SETTLE, {
-        "p_job": job_id, "p_finished": finished, "p_failed": failed}).one()
-    remaining, total_failed = row
-    if remaining <= 0:
-        end_job(session, job_id, total_failed, now, settings)
+    """Count finished tasks (how many on each of the job's counters) and failures; when
+    a counter reaches 0, the job ends if no task of it is left."""
+    if counters.count_down(session, job_id, finished, failed):
+        end_settled_job(session, job_id, settings)
 
 
 def end_job(session: Session, job_id: int, failed: int, now: datetime,
@@ -138,12 +142,22 @@ def end_job(session: Session, job_id: int, failed: int, now: datetime,
 
 
 def end_settled_job(session: Session, job_id: int, settings: Settings) -> bool:
-    """End a job whose tasks have all finished; False if it was ended already."""
-    row = session.connection().execute(
-        select(sql.job.c.failed).where(sql.job.c.id == job_id,
-                                       sql.job.c.status == JobStatus.EXECUTING.value,
-                                       sql.job.c.remaining <= 0).with_for_update()).first()
+    """End the job if none of its tasks is left to finish; False if some is, or if it
+    was ended already.
+
+    The job's row is locked before its counters are summed, in a statement of its own:
+    that statement sees every decrement committed before the lock was granted, which is
+    how two last tasks on different counters never both miss the end
+    (:mod:`batchjobs.counters`)."""
+    conn = session.connection()
+    row = conn.execute(select(sql.job.c.failed).where(
+        sql.job.c.id == job_id, sql.job.c.status == JobStatus.EXECUTING.value)
+        .with_for_update()).first()
     if row is None:
+        return False
+    left: int = conn.execute(select(sql.unfinished(sql.job.c.id))
+                        .where(sql.job.c.id == job_id)).scalar_one()
+    if left > 0:
         return False
     end_job(session, job_id, row.failed, clock.now(), settings)
     return True
@@ -152,6 +166,8 @@ def end_settled_job(session: Session, job_id: int, settings: Settings) -> bool:
 def settled_jobs(session: Session, limit: int = 100) -> list[int]:
     """Executing jobs with no task left to finish: their end was not recorded (the
     process that finished their last task died first)."""
-    return list(session.execute(
-        select(Job.id).where(Job.status == JobStatus.EXECUTING, Job.remaining <= 0)
-        .limit(limit)).scalars())
+    found: Any = session.scalars(
+        select(sql.job.c.id).where(sql.job.c.status == JobStatus.EXECUTING.value,
+                                   sql.unfinished(sql.job.c.id) <= 0)
+        .limit(limit))
+    return [int(i) for i in found]

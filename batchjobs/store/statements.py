@@ -24,6 +24,7 @@ from sqlalchemy import (
     case,
     cast,
     exists,
+    func,
     insert,
     not_,
     or_,
@@ -37,6 +38,7 @@ from ..models import (
     BatchGroup,
     BatchServer,
     Job,
+    JobCounter,
     ServerGroup,
     Task,
     UTCDateTime,
@@ -47,6 +49,7 @@ from ..status import ConditionType, JobStatus, Outcome, TaskStatus
 task = Task.__table__
 attempt = Attempt.__table__
 job = Job.__table__
+job_counter = JobCounter.__table__
 server = BatchServer.__table__
 server_group = ServerGroup.__table__
 batch_group = BatchGroup.__table__
@@ -222,11 +225,27 @@ FINISH = (update(task).where(task.c.id == bindparam("p_task"),
                              guard(task.c.status, TaskStatus.EXECUTING.value))
           .values(status=bindparam("p_status"))
           .returning(task.c.job_id, task.c.name, task.c.ignore_failure, task.c.dependents,
-                     task.c.spawned_by))
+                     task.c.spawned_by, task.c.counter))
+#: Finished tasks counted on the job's own row (counter 0), failures too.
 SETTLE = (update(job).where(job.c.id == bindparam("p_job"))
           .values(remaining=job.c.remaining - bindparam("p_finished"),
                   failed=job.c.failed + bindparam("p_failed"))
           .returning(job.c.remaining, job.c.failed))
+#: Finished tasks counted on one of the job's other counters.
+COUNT_DOWN = (update(job_counter).where(job_counter.c.job_id == bindparam("p_job"),
+                                        job_counter.c.counter == bindparam("p_counter"))
+              .values(remaining=job_counter.c.remaining - bindparam("p_finished"))
+              .returning(job_counter.c.remaining))
+
+
+def unfinished(job_id: Any) -> Any:
+    """The number of unfinished tasks of the job ``job_id`` (a column or a parameter):
+    its own row's counter and its other counters."""
+    others = (select(func.sum(job_counter.c.remaining))
+              .where(job_counter.c.job_id == job_id).scalar_subquery())
+    return job.c.remaining + func.coalesce(others, 0)
+
+
 END_JOB = (update(job).where(job.c.id == bindparam("p_job"),
                              job.c.status == JobStatus.EXECUTING.value)
            .values(status=bindparam("p_status"), ended_at=NOW).returning(job.c.id))
@@ -254,7 +273,7 @@ def _decide_statement() -> Any:
                     queued=case((ready, True), else_=task.c.queued),
                     reason=case((never, bindparam("p_reason")), else_=task.c.reason))
             .returning(task.c.status, task.c.condition_type, task.c.dependents,
-                       task.c.spawned_by, *DISPATCH_COLUMNS))
+                       task.c.spawned_by, task.c.counter, *DISPATCH_COLUMNS))
 
 
 DECIDE = _decide_statement()
@@ -280,7 +299,8 @@ def _settle_spawner_statement() -> Any:
                     reason=case((and_(failed > 0, task.c.failed_children == 0),
                                  bindparam("p_reason")), else_=task.c.reason))
             .returning(task.c.status, task.c.name, task.c.ignore_failure, task.c.dependents,
-                       task.c.spawned_by, task.c.failed_children, task.c.reason))
+                       task.c.spawned_by, task.c.failed_children, task.c.reason,
+                       task.c.counter))
 
 
 SETTLE_SPAWNER = _settle_spawner_statement()

@@ -134,9 +134,10 @@ class Steps(ABC):
 
     @abstractmethod
     def success(self, conn: Executor, params: dict[str, Any]) -> Any:
-        """Inside a transaction: the attempt, its task and the job's counter for a
-        success; ``(job_id, name, dependents, remaining, failed, spawned_by)`` or None if
-        the attempt was recorded already."""
+        """Inside a transaction: the attempt, its task and its counter on the job for a
+        success; ``(job_id, name, dependents, remaining, spawned_by)`` (``remaining``: what
+        is left on that counter, :mod:`batchjobs.counters`) or None if the attempt was
+        recorded already."""
 
     def claim_in(self, conn: Executor, params: dict[str, Any], statement: Any = sql.CLAIM,
                  ) -> Any:
@@ -240,7 +241,7 @@ class PostgreSQL(Steps):
 
     def success(self, conn: Executor, params: dict[str, Any]) -> Any:
         row = conn.execute(_SUCCESS, {**params, "p_children": []}).fetchone()
-        return None if row is None else (*row[:5], row.spawned_by)
+        return None if row is None else tuple(row[:5])
 
     def _choose_some(self, spec: sql.ChooseSome) -> Any:
         # The choice is an InitPlan, run once; the rows are then found by primary key,
@@ -377,9 +378,11 @@ class SQLite(Steps):
                                         "p_status": TaskStatus.ENDED.value}).first()
         if row is None:
             return None
-        remaining, failed = conn.execute(sql.SETTLE, {"p_job": row.job_id, "p_finished": 1,
-                                                      "p_failed": 0}).one()
-        return row.job_id, row.name, row.dependents, remaining, failed, row.spawned_by
+        params = {"p_job": row.job_id, "p_finished": 1, "p_failed": 0,
+                  "p_counter": row.counter}
+        remaining = conn.execute(sql.COUNT_DOWN if row.counter else sql.SETTLE,
+                                 params).first()[0]
+        return row.job_id, row.name, row.dependents, remaining, row.spawned_by
 
     def _choose_some(self, spec: sql.ChooseSome) -> Any:
         # One writer at a time and no arrays: a CTE and ``IN``.
@@ -479,11 +482,22 @@ def _success_statement(*, then_next: bool = False) -> Any:
     finished = (update(task).where(task.c.id.in_(select(recorded.c.task_id)),
                                    sql.guard(task.c.status, TaskStatus.EXECUTING.value))
                 .values(status=TaskStatus.ENDED.value)
-                .returning(task.c.job_id, task.c.name, task.c.dependents, task.c.spawned_by)
+                .returning(task.c.job_id, task.c.name, task.c.dependents, task.c.spawned_by,
+                           task.c.counter)
                 .cte("finished"))
-    settled = (update(job).where(job.c.id.in_(select(finished.c.job_id)))
-               .values(remaining=job.c.remaining - 1)
-               .returning(job.c.remaining, job.c.failed).cte("settled"))
+    # The task's counter: the job's own row (counter 0) or one of its job_counters rows.
+    on_job = (update(job).where(job.c.id.in_(select(finished.c.job_id)
+                                             .where(finished.c.counter == 0)))
+              .values(remaining=job.c.remaining - 1).returning(job.c.remaining).cte("on_job"))
+    counter = sql.job_counter
+    on_counter = (update(counter).where(
+        counter.c.job_id.in_(select(finished.c.job_id)),
+        counter.c.counter == select(finished.c.counter).scalar_subquery())
+        .values(remaining=counter.c.remaining - 1).returning(counter.c.remaining)
+        .cte("on_counter"))
+    remaining = func.coalesce(select(on_job.c.remaining).scalar_subquery(),
+                              select(on_counter.c.remaining).scalar_subquery()
+                              ).label("remaining")
     met = task.c.met + 1
     ready = or_(task.c.condition_type == ConditionType.ANY.value, met == task.c.n_conditions)
     decided = (update(task).where(
@@ -498,11 +512,11 @@ def _success_statement(*, then_next: bool = False) -> Any:
                    task.c.timeout.label("child_timeout"), task.c.rank.label("child_rank"))
         .cte("decided"))
     columns: list[Any] = [
-        finished.c.job_id, finished.c.name, finished.c.dependents, settled.c.remaining,
-        settled.c.failed, decided.c.id, decided.c.child_job_id, decided.c.child_name,
+        finished.c.job_id, finished.c.name, finished.c.dependents, remaining,
+        finished.c.spawned_by, decided.c.id, decided.c.child_job_id, decided.c.child_name,
         decided.c.process, decided.c.group_name, decided.c.client, decided.c.child_status,
-        decided.c.child_timeout, decided.c.child_rank, finished.c.spawned_by]
-    joined = finished.join(settled, true()).outerjoin(decided, true())
+        decided.c.child_timeout, decided.c.child_rank]
+    joined = finished.outerjoin(decided, true())
     if not then_next:
         return select(*columns).select_from(joined)
     claimed, started = _claim_ctes(

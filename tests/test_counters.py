@@ -16,12 +16,12 @@ from sqlalchemy import func, select, text
 from batchjobs import JobSpec, clock, counters, lifecycle, store
 from batchjobs.api import status, submit
 from batchjobs.coordinator import claim, record, start_job
+from batchjobs.coordinator.outcome import record_in
 from batchjobs.coordinator.settlement import end_settled_job, settled_jobs
 from batchjobs.execution import execute
 from batchjobs.models import Job, JobCounter, Task
 from batchjobs.settings import Settings
 from batchjobs.status import Outcome
-from batchjobs.store import steps
 from tests.conftest import reset_postgres
 
 NOOP = "batchjobs.examples.noop"
@@ -170,12 +170,15 @@ def test_two_last_tasks_on_different_counters_at_once_end_the_job(settings):
         pytest.skip("SQLite runs one writing transaction at a time")
     job_id, on_1, on_2 = _claimed_last_two(settings)
     done = threading.Event()
-    with store.transaction(settings) as session:
-        recorded = steps.of(session).success(session.connection(), {
-            "p_task": on_1.task_id, "p_number": on_1.attempt, "p_now": clock.now(),
-            "p_log": None, "p_incarnation": None})
-        assert recorded is not None and recorded[3] == 0      # counter 1 reached 0
-        assert not end_settled_job(session, job_id, settings)  # counter 2 still has one
+    with store.transaction(settings) as session:     # recorded, checked, not committed
+        assert record_in(session, on_1.task_id, on_1.attempt, Outcome.ENDED, clock.now(),
+                         settings, {"p_error": None, "p_traceback": None, "p_log": None,
+                                    "p_incarnation": None}) == []
+        left = dict(session.execute(select(JobCounter.counter, JobCounter.remaining)
+                                    .where(JobCounter.job_id == job_id)).all())
+        assert left == {1: 0, 2: 1}
+        assert session.execute(select(Job.status).where(Job.id == job_id)
+                               ).scalar_one() == "executing"
 
         def finish_other() -> None:
             record(on_2.task_id, on_2.attempt, Outcome.ENDED, settings=settings,

@@ -27,7 +27,6 @@ from ..retry import Failure
 from ..settings import Settings
 from ..status import Outcome, TaskStatus
 from ..store import statements as sql
-from ..store import steps
 from .claim import Claim, chained, claim_next
 from .delayed import retry_after_failure
 from .settlement import end_settled_job, propagate
@@ -116,18 +115,27 @@ class NextTask:
 _NEXT_COLUMNS = (*sql.CLAIMED_COLUMNS, sql.task.c.id)
 
 
+def _why(exc: OperationalError) -> str:
+    """What the server said (its SQLSTATE names a cause: a deadlock), else that it is
+    out of reach (a lost connection has none)."""
+    if getattr(exc.orig, "sqlstate", None):
+        return str(exc.orig).strip().splitlines()[0]
+    return "database unreachable"
+
+
 def _retrying(step: Callable[[], T], what: str, settings: Settings) -> T:
-    """``step()``, again with backoff while the database is unreachable, for up to
+    """``step()``, again with backoff while the database is unreachable (or aborted the
+    transaction: a deadlock, a serialization failure), for up to
     ``settings.server_timeout`` seconds; then its error is raised."""
     deadline = time.monotonic() + settings.server_timeout
     pause = FIRST_PAUSE
     while True:
         try:
             return step()
-        except OperationalError:
+        except OperationalError as exc:
             if time.monotonic() + pause > deadline:
                 raise
-            logger.warning("%s failed (database unreachable); retrying in %.1fs", what, pause)
+            logger.warning("%s failed (%s); retrying in %.1fs", what, _why(exc), pause)
             time.sleep(pause)
             pause = min(pause * 2, MAX_PAUSE)
 
@@ -189,33 +197,26 @@ def record_in(session: Session, task_id: int, attempt: int, outcome: Outcome, no
               failure: Failure | None = None) -> list[Dispatch]:
     """:func:`record`'s transaction: a failed attempt that its task's retry policy retries
     makes the task ready again, at once or later (:mod:`.delayed`); otherwise the task
-    ends and decides its dependents. ``detail``: the attempt's ``p_error``,
-    ``p_traceback``, ``p_log`` and the reporter's ``p_incarnation``."""
+    ends and decides its dependents, and is counted on the job after them (rows are
+    locked in one order everywhere: the tasks, then the job's counters; see
+    :mod:`batchjobs.counters`). ``detail``: the attempt's ``p_error``, ``p_traceback``,
+    ``p_log`` and the reporter's ``p_incarnation``."""
     conn = session.connection()
-    params = {"p_task": task_id, "p_number": attempt, "p_now": now,
-              "p_incarnation": detail["p_incarnation"]}
-    if outcome is Outcome.ENDED:
-        done = steps.of(session).success(conn, {**params, "p_log": detail["p_log"]})
-        if done is None:
-            return []
-        job_id, name, dependents, remaining, spawned_by = done
-        if remaining <= 0 and end_settled_job(session, job_id, settings):
-            return []
-        return propagate(session, job_id, name, TaskStatus.ENDED, dependents, 0, now,
-                         settings, settled=True, spawned_by=spawned_by)
-    if conn.execute(sql.RECORD_ATTEMPT, {**params, **detail, "p_outcome": outcome.value}
+    params = {"p_task": task_id, "p_number": attempt, "p_now": now, **detail}
+    if conn.execute(sql.RECORD_ATTEMPT, {**params, "p_outcome": outcome.value}
                     ).first() is None:
         return []
-    decision, retried = retry_after_failure(session, task_id, failure, now)
-    if decision.retry:
-        return retried
-    row = conn.execute(sql.FINISH, {"p_task": task_id,
-                                    "p_status": TaskStatus.ERROR.value}).first()
+    status, reason = TaskStatus.ENDED, None
+    if outcome is not Outcome.ENDED:
+        decision, retried = retry_after_failure(session, task_id, failure, now)
+        if decision.retry:
+            return retried
+        status, reason = TaskStatus.ERROR, decision.reason
+    row = conn.execute(sql.FINISH, {"p_task": task_id, "p_status": status.value}).first()
     if row is None:
         return []
-    if decision.reason is not None:
-        conn.execute(update(sql.task).where(sql.task.c.id == task_id)
-                     .values(reason=decision.reason))
-    return propagate(session, row.job_id, row.name, TaskStatus.ERROR, row.dependents,
-                     0 if row.ignore_failure else 1, now, settings,
-                     spawned_by=row.spawned_by, counter=row.counter)
+    if reason is not None:
+        conn.execute(update(sql.task).where(sql.task.c.id == task_id).values(reason=reason))
+    failed = int(status is TaskStatus.ERROR and not row.ignore_failure)
+    return propagate(session, row.job_id, row.name, status, row.dependents, failed, now,
+                     settings, spawned_by=row.spawned_by, counter=row.counter)

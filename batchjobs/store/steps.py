@@ -12,7 +12,6 @@ engine             pool, no pre-ping                       WAL, ``BEGIN IMMEDIAT
 atomic             the fast-path autocommit connection     a transaction
 claim              one statement (CTE: task + attempt)     two statements in that transaction
 success at once    one statement, dependents included      none: recorded in a transaction
-success            one statement (attempt, task, job)      three statements
 choose some        ``id = ANY(ARRAY(… SKIP LOCKED))``      a CTE and ``IN`` (one writer)
 allocate ids       the table's sequence                    after ``MAX(id)`` (one writer)
 insert many        ``COPY`` from 500 rows                  ``executemany``
@@ -132,13 +131,6 @@ class Steps(ABC):
         then done one after the other)."""
         return None
 
-    @abstractmethod
-    def success(self, conn: Executor, params: dict[str, Any]) -> Any:
-        """Inside a transaction: the attempt, its task and its counter on the job for a
-        success; ``(job_id, name, dependents, remaining, spawned_by)`` (``remaining``: what
-        is left on that counter, :mod:`batchjobs.counters`) or None if the attempt was
-        recorded already."""
-
     def claim_in(self, conn: Executor, params: dict[str, Any], statement: Any = sql.CLAIM,
                  ) -> Any:
         """Inside a transaction: ``statement`` (a claim), then the attempt row if it took
@@ -238,10 +230,6 @@ class PostgreSQL(Steps):
 
     def success_and_next(self, conn: Executor, params: dict[str, Any]) -> list[Any] | None:
         return list(conn.execute(_SUCCESS_AND_NEXT, params).fetchall())
-
-    def success(self, conn: Executor, params: dict[str, Any]) -> Any:
-        row = conn.execute(_SUCCESS, {**params, "p_children": []}).fetchone()
-        return None if row is None else tuple(row[:5])
 
     def _choose_some(self, spec: sql.ChooseSome) -> Any:
         # The choice is an InitPlan, run once; the rows are then found by primary key,
@@ -370,20 +358,6 @@ class SQLite(Steps):
     def success_at_once(self, conn: Executor, params: dict[str, Any]) -> list[Any] | None:
         return None
 
-    def success(self, conn: Executor, params: dict[str, Any]) -> Any:
-        if conn.execute(sql.RECORD_ATTEMPT, {**params, "p_outcome": Outcome.ENDED.value}
-                        ).first() is None:
-            return None
-        row = conn.execute(sql.FINISH, {"p_task": params["p_task"],
-                                        "p_status": TaskStatus.ENDED.value}).first()
-        if row is None:
-            return None
-        params = {"p_job": row.job_id, "p_finished": 1, "p_failed": 0,
-                  "p_counter": row.counter}
-        remaining = conn.execute(sql.COUNT_DOWN if row.counter else sql.SETTLE,
-                                 params).first()[0]
-        return row.job_id, row.name, row.dependents, remaining, row.spawned_by
-
     def _choose_some(self, spec: sql.ChooseSome) -> Any:
         # One writer at a time and no arrays: a CTE and ``IN``.
         picked = spec.chosen().cte("chosen")
@@ -458,14 +432,17 @@ def _claim_cte(claim: Any = sql.CLAIM, *, chained: bool = False) -> Any:
 
 
 def _success_statement(*, then_next: bool = False) -> Any:
-    """A successful attempt, its task, the job's counter and the held condition on the
-    dependents listed in ``p_children``, in one statement.
+    """A successful attempt, its task, the held condition on the dependents listed in
+    ``p_children`` and the task's counter on the job, in one statement.
 
     Each step reads the previous one's RETURNING, so a second report of the same
-    attempt (nothing ``running`` to record) changes nothing at all. A dependent gets
-    ``met + 1`` and is ready when that completes its conditions (``all``) or at once
-    (``any``); a dependent no longer waiting is left alone. One row per dependent
-    decided (or one row with no dependent).
+    attempt (nothing ``running`` to record) changes nothing at all. The rows are locked
+    in the order every recording of an outcome follows (the task, its dependents, then
+    the job's counter: :mod:`batchjobs.counters`), so that two completions of one job
+    never wait for each other in a circle (PostgreSQL would abort one after a second).
+    A dependent gets ``met + 1`` and is ready when that completes its conditions
+    (``all``) or at once (``any``); a dependent no longer waiting is left alone. One row
+    per dependent decided (or one row with no dependent).
 
     ``then_next``: the chain's claim of the next task too (:data:`statements.CLAIM_NEXT`,
     only if this statement recorded the success), its columns on every row as
@@ -485,19 +462,6 @@ def _success_statement(*, then_next: bool = False) -> Any:
                 .returning(task.c.job_id, task.c.name, task.c.dependents, task.c.spawned_by,
                            task.c.counter)
                 .cte("finished"))
-    # The task's counter: the job's own row (counter 0) or one of its job_counters rows.
-    on_job = (update(job).where(job.c.id.in_(select(finished.c.job_id)
-                                             .where(finished.c.counter == 0)))
-              .values(remaining=job.c.remaining - 1).returning(job.c.remaining).cte("on_job"))
-    counter = sql.job_counter
-    on_counter = (update(counter).where(
-        counter.c.job_id.in_(select(finished.c.job_id)),
-        counter.c.counter == select(finished.c.counter).scalar_subquery())
-        .values(remaining=counter.c.remaining - 1).returning(counter.c.remaining)
-        .cte("on_counter"))
-    remaining = func.coalesce(select(on_job.c.remaining).scalar_subquery(),
-                              select(on_counter.c.remaining).scalar_subquery()
-                              ).label("remaining")
     met = task.c.met + 1
     ready = or_(task.c.condition_type == ConditionType.ANY.value, met == task.c.n_conditions)
     decided = (update(task).where(
@@ -511,6 +475,22 @@ def _success_statement(*, then_next: bool = False) -> Any:
                    task.c.client, task.c.status.label("child_status"),
                    task.c.timeout.label("child_timeout"), task.c.rank.label("child_rank"))
         .cte("decided"))
+    # The task's counter: the job's own row (counter 0) or one of its job_counters rows,
+    # updated once the dependents are: ``decided`` is read first (a one-time filter).
+    after_dependents = select(func.count()).select_from(decided).scalar_subquery() >= 0
+    on_job = (update(job).where(job.c.id.in_(select(finished.c.job_id)
+                                             .where(finished.c.counter == 0)),
+                                after_dependents)
+              .values(remaining=job.c.remaining - 1).returning(job.c.remaining).cte("on_job"))
+    counter = sql.job_counter
+    on_counter = (update(counter).where(
+        counter.c.job_id.in_(select(finished.c.job_id)),
+        counter.c.counter == select(finished.c.counter).scalar_subquery(), after_dependents)
+        .values(remaining=counter.c.remaining - 1).returning(counter.c.remaining)
+        .cte("on_counter"))
+    remaining = func.coalesce(select(on_job.c.remaining).scalar_subquery(),
+                              select(on_counter.c.remaining).scalar_subquery()
+                              ).label("remaining")
     columns: list[Any] = [
         finished.c.job_id, finished.c.name, finished.c.dependents, remaining,
         finished.c.spawned_by, decided.c.id, decided.c.child_job_id, decided.c.child_name,

@@ -48,12 +48,16 @@ log = logging.getLogger(__name__)
 OPTIONS: dict[str, Any] = {"bind": True, "acks_late": True, "ignore_result": True,
                            "throws": (TaskFailed,), "Request": "batchjobs.request:BatchRequest"}
 
-#: Whether this pool process runs a task now (a SIGTERM is then ignored: :func:`deaf`).
+#: Whether this pool process runs a task now (SIGTERM and SIGQUIT are then ignored:
+#: :func:`deaf`).
 busy = False
-#: billiard's SIGTERM handler of this pool process, once :func:`deaf` replaced it.
-_previous: Any = None
-#: A SIGTERM came while a task ran: the server stops, so no chain goes on.
+#: billiard's handlers of those signals in this pool process, once :func:`deaf` replaced
+#: them (empty before).
+_previous: dict[int, Any] = {}
+#: A SIGTERM or SIGQUIT came while a task ran: the server stops, so no chain goes on.
 stopping = False
+#: The signals a running task does not hear: its server's main process decides.
+DEAF_TO = (signal.SIGTERM, signal.SIGQUIT)
 
 
 def server_name(hostname: str | None) -> str:
@@ -65,7 +69,7 @@ def _task(self: Any, task_id: int, *, job: int, task: str = "", process: str = "
     """Run one batch task (the message's ``task`` names it, for Flower; its process is the
     database's word, not the message's)."""
     global busy
-    if _previous is None:
+    if not _previous:
         deaf()
     busy = True
     try:
@@ -75,31 +79,38 @@ def _task(self: Any, task_id: int, *, job: int, task: str = "", process: str = "
 
 
 def deaf() -> None:
-    """Make this pool process ignore SIGTERM while it runs a task.
+    """Make this pool process ignore SIGTERM and SIGQUIT while it runs a task.
 
     systemd (and ``kill -TERM -PGID``) signals every process of a server it stops; the
     main process then makes a warm shutdown, which lets running tasks finish, and must
-    find them alive. A pool process that batchjobs means to stop (a cold shutdown,
-    ``cancel``, a time limit) is killed with SIGKILL (:mod:`batchjobs.request`); an idle
-    one still ends on SIGTERM as billiard expects. Installed at the first task, because
-    billiard replaces the handlers a process has when it starts."""
-    global _previous
-    _previous = signal.getsignal(signal.SIGTERM)
-    signal.signal(signal.SIGTERM, _on_sigterm)
+    find them alive. On a cold shutdown (SIGQUIT, or a second SIGTERM) the main process
+    stops its running tasks itself, with SIGKILL (:mod:`batchjobs.request`), as it does
+    for ``cancel`` and a time limit. A pool process that heard the SIGQUIT too would
+    unwind at the same instant and tell the main process it is exiting; killed in the
+    middle of that message, it would leave the pool's result pipe locked, and the main
+    process would wait for that lock forever while it stops the pool (seen on the
+    embedded broker). An idle pool process still ends on either signal, as billiard
+    expects. Installed at the first task, because billiard replaces the handlers a
+    process has when it starts."""
+    for sig in DEAF_TO:
+        _previous[sig] = signal.getsignal(sig)
+        signal.signal(sig, _on_stop_signal)
 
 
-def _on_sigterm(signum: int, frame: Any) -> None:
+def _on_stop_signal(signum: int, frame: Any) -> None:
     global stopping
     if busy:
         stopping = True
-        log.warning("pool process %d: SIGTERM ignored while it runs a task (the server's "
-                    "warm shutdown lets the task finish)", os.getpid())
+        log.warning("pool process %d: %s ignored while it runs a task (the server's main "
+                    "process lets the task finish, or stops it)", os.getpid(),
+                    signal.Signals(signum).name)
         return
-    if callable(_previous):
-        _previous(signum, frame)
+    previous = _previous.get(signum)
+    if callable(previous):
+        previous(signum, frame)
         return
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    os.kill(os.getpid(), signal.SIGTERM)
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
 
 
 def _run(self: Any, task_id: int, job: int) -> str:

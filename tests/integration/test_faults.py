@@ -122,6 +122,27 @@ def test_a_killed_pool_process_ends_its_attempt_error_while_its_server_lives(
         "ended" if retries else "error")
 
 
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGQUIT"])
+def test_a_stop_signal_to_a_busy_pool_process_is_left_to_its_main_process(
+        start_server, tmp_path, sig):
+    """systemd and a terminal signal every process of a server. A pool process that ended
+    its task on its own SIGQUIT raced the main process's cold shutdown, which kills it:
+    killed while it told the pool it was exiting, it left the pool's result pipe locked,
+    and the server never stopped. Its main process alone decides."""
+    server, group = serve(start_server, "Deaf")
+    release = tmp_path / "release"
+    job_id = held_job(tmp_path, group, retries=1, release=str(release))
+    pid = pid_of(tmp_path, "held", 1)
+    os.kill(pid, getattr(signal, sig))
+    wait_for(lambda: log_says(server, f"pool process {pid}: {sig} ignored"), timeout=60,
+             message=f"the pool process's word on {sig}")
+    os.kill(pid, 0)   # alive
+    release.touch()
+    assert batchjobs.wait(job_id, timeout=60) is batchjobs.JobStatus.ENDED
+    assert attempts_of(job_id) == [(1, "ended", None)]
+    assert server.process.poll() is None
+
+
 # -- one live process per server name ---------------------------------------------------
 
 
@@ -307,14 +328,7 @@ def test_sigterm_lets_the_running_task_finish_and_be_recorded(start_server, tmp_
 @pytest.mark.parametrize("signals", [("SIGTERM", "SIGTERM"), ("SIGQUIT",)],
                          ids=["second-sigterm", "sigquit"])
 def test_a_cold_shutdown_ends_the_running_attempt_error_and_the_task_retries(
-        backend, start_server, tmp_path, signals, request):
-    if backend.name == "embedded" and signals == ("SIGQUIT",):
-        # Issue 12, open: now and then the main process runs no SIGQUIT handler at all
-        # (no "Cold shutdown" in its log) and the server goes on. Still run, not strict,
-        # until that is found; every other variant stays strict.
-        request.applymarker(pytest.mark.xfail(
-            reason="SIGQUIT sometimes not handled by an embedded server (issue 12)",
-            strict=False))
+        start_server, tmp_path, signals):
     server, group = serve(start_server, "Cold")
     release = tmp_path / "release"
     job_id = held_job(tmp_path, group, retries=1, release=str(release))

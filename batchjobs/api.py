@@ -73,12 +73,13 @@ def submit(job: JobSpec, *, user: str | None = None, hold: bool = False,
         if run_at is None:
             raise InvalidRecurrence("no occurrence before end_by", field="recurrence.end_by",
                                     value=recurrence.to_json()["end_by"])
-    clients = {t.name: get_process(t.process, task=t.name).client for t in job.tasks}
+    # Per process and per priority, not per task: a large job has few of each.
+    clients = {name: get_process(name).client for name in {t.process for t in job.tasks}}
     starts_now = not hold and (run_at is None or run_at <= now)
     ready_now = {t.name for t in job.tasks
                  if starts_now and not t.depends_on and not t.after_jobs}
-    ranks = {t.name: priority.rank(t.priority if t.priority is not None else job.priority)
-             for t in job.tasks}
+    ranks = {word: priority.rank(word)
+             for word in {t.priority or job.priority for t in job.tasks}}
     with store.transaction(settings) as session:
         from .owners import check_submitter
 
@@ -103,25 +104,29 @@ def submit(job: JobSpec, *, user: str | None = None, hold: bool = False,
                 dependents[d.task].append([ids[t.name], d.status.value])
                 conditions.append({"task_id": ids[t.name], "parent_id": ids[d.task],
                                    "expected": d.status.value})
-        store.insert_many(session, Task.__table__, [
-            {"id": ids[t.name], "job_id": job_id, "name": t.name, "process": t.process,
-             "kwargs": t.kwargs, "group_name": t.group,
-             "company": t.company if t.company is not None else job.company,
-             "retries": t.retries, "ignore_failure": t.ignore_failure,
-             "condition_type": t.condition.value,
-             # a job that starts now stores its roots ready: no second write of each row
-             "status": TaskStatus.READY if t.name in ready_now else TaskStatus.WAITING,
-             "ready_at": now if t.name in ready_now else None, "queued": False,
-             "n_conditions": len(t.depends_on) + len(t.after_jobs), "met": 0, "unmet": 0,
-             "attempts": 0,
-             "attempt_base": 0, "client": clients[t.name],
-             "timeout": t.timeout if t.timeout is not None else job.timeout,
-             **_retry_columns(job.retry_policy(t)),
-             "priority": ranks[t.name], "rank": ranks[t.name],
-             "run_as": user, "dependents": dependents[t.name],
-             "counter": counter_of[ids[t.name]]}
-            for t in job.tasks
-        ])
+        retry_columns: dict[Policy, dict[str, Any]] = {}
+        rows = []
+        for t in job.tasks:
+            policy = job.retry_policy(t)
+            if (retry := retry_columns.get(policy)) is None:
+                retry = retry_columns[policy] = _retry_columns(policy)
+            rank = ranks[t.priority or job.priority]
+            rows.append({
+                "id": ids[t.name], "job_id": job_id, "name": t.name, "process": t.process,
+                "kwargs": t.kwargs, "group_name": t.group,
+                "company": t.company if t.company is not None else job.company,
+                "retries": t.retries, "ignore_failure": t.ignore_failure,
+                "condition_type": t.condition.value,
+                # a job that starts now stores its roots ready: no second write of each row
+                "status": TaskStatus.READY if t.name in ready_now else TaskStatus.WAITING,
+                "ready_at": now if t.name in ready_now else None, "queued": False,
+                "n_conditions": len(t.depends_on) + len(t.after_jobs), "met": 0, "unmet": 0,
+                "attempts": 0, "attempt_base": 0, "client": clients[t.process],
+                "timeout": t.timeout if t.timeout is not None else job.timeout,
+                **retry, "priority": rank, "rank": rank,
+                "run_as": user, "dependents": dependents[t.name],
+                "counter": counter_of[ids[t.name]]})
+        store.insert_many(session, Task.__table__, rows)
         if conditions:
             store.insert_many(session, Condition.__table__, conditions)
         job_conditions.store_conditions(session, job_id, ids, job)

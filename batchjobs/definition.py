@@ -36,6 +36,7 @@ The four ``retry_*`` keys may also be given on the job, as defaults for its task
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from collections.abc import Collection, Iterable, Mapping
@@ -304,25 +305,66 @@ class JobSpec:
         if cycle:
             raise DependencyCycle(cycle)
 
-
     def retry_policy(self, task: TaskSpec | None) -> Policy:
         """The retry policy of ``task`` (its own values, else the job's), or the job's
-        defaults (``task`` None), checked: :class:`InvalidValue` names the field."""
-        def value(key: str) -> Any:
-            own = getattr(task, key) if task is not None else None
-            return own if own is not None else getattr(self, key)
-        return policy_of(retries=task.retries if task is not None else 0,
-                         delay=value("retry_delay"), backoff=value("retry_backoff"),
-                         max_delay=value("retry_max_delay"), retry_on=value("retry_on"),
-                         task=task.name if task is not None else None)
+        defaults (``task`` None), checked: :class:`InvalidValue` names the field.
+
+        A valid policy is remembered by its values: a job of 100,000 tasks mostly has
+        one or two, and is validated once and stored once (its submit's time)."""
+        retries, delay, backoff = 0, self.retry_delay, self.retry_backoff
+        max_delay, retry_on = self.retry_max_delay, self.retry_on
+        if task is not None:   # its own values, where it gives them
+            retries = task.retries
+            if task.retry_delay is not None:
+                delay = task.retry_delay
+            if task.retry_backoff is not None:
+                backoff = task.retry_backoff
+            if task.retry_max_delay is not None:
+                max_delay = task.retry_max_delay
+            if task.retry_on is not None:
+                retry_on = task.retry_on
+        key = _policy_key(retries, delay, backoff, max_delay, retry_on)
+        if key is not None and (known := _policies.get(key)) is not None:
+            return known
+        policy = policy_of(retries=retries, delay=delay, backoff=backoff,
+                           max_delay=max_delay, retry_on=retry_on,
+                           task=task.name if task is not None else None)
+        if key is not None and len(_policies) < _POLICY_MEMO:
+            _policies[key] = policy
+        return policy
+
+
+#: Valid retry policies by their values (:meth:`JobSpec.retry_policy`), at most this many.
+_POLICY_MEMO = 256
+_policies: dict[tuple[Any, ...], Policy] = {}
+
+
+def _policy_key(retries: Any, delay: Any, backoff: Any, max_delay: Any,
+                retry_on: Any) -> tuple[Any, ...] | None:
+    """These values as a memo key: their types too (``True`` is not ``1``), a list of
+    exception names as a tuple; None for what cannot be a key (checked every time)."""
+    if retry_on is not None:
+        if type(retry_on) is not list or not all(type(name) is str for name in retry_on):
+            return None
+        retry_on = tuple(retry_on)
+    key = (type(retries), retries, type(delay), delay, type(backoff), backoff,
+           type(max_delay), max_delay, retry_on)
+    try:
+        hash(key)
+    except TypeError:
+        return None
+    return key
+
+
 def check_task(task: TaskSpec, *, groups: Collection[str] | None) -> Process:
     """The checks of one task that need no other task and no field check (see
     :func:`check_runtime_task`): its process is registered and batchable, its kwargs are
     plain JSON that bind to it, its batch group is in ``groups`` (not checked when None).
     Returns the process."""
     process = get_process(task.process, task=task.name)
-    _check_depth(task.kwargs, task=task.name, field_name="kwargs")
-    _check_json(task)
+    if type(task.kwargs) is not dict or task.kwargs:   # {}: plain JSON, and not deep
+        _check_depth(task.kwargs, task=task.name, field_name="kwargs")
+        _check_json(task)
     process.check_kwargs(task.kwargs, task=task.name)
     if groups is not None and task.group not in groups:
         raise UnknownGroup(f"batch group {task.group!r} does not exist", task=task.name,
@@ -434,7 +476,9 @@ def job_from_dict(data: Any) -> JobSpec:
             raise InvalidValue(f"task #{index + 1} needs a non-empty name", field="name",
                                value=name)
         _no_unknown_keys(item, TASK_KEYS, name)
-        _check_depth(item, task=name, field_name="kwargs", start=3)  # file > tasks > task
+        for value in item.values():   # file > tasks > task > value
+            if not (value is None or isinstance(value, _SCALARS)):
+                _check_depth(value, task=name, field_name="kwargs", start=4)
         deps = item.get("depends_on")
         deps = [] if deps is None else deps
         if not isinstance(deps, list):
@@ -495,6 +539,8 @@ def _run_at(value: Any) -> datetime | None:
 
 
 def _no_unknown_keys(data: Mapping[str, Any], allowed: frozenset[str], task: str | None) -> None:
+    if data.keys() <= allowed:
+        return
     unknown = [k for k in data if not isinstance(k, str) or k not in allowed]
     if unknown:
         key = unknown[0]
@@ -576,12 +622,18 @@ def check_text(value: str, *, field: str, task: str | None = None,
                            task=task, field=field, value=value) from None
     if column is None:
         return
-    stored = column.property.columns[0]
-    limit = getattr(stored.type, "length", None)
+    limit = _length(column)
     if limit is not None and len(value) > limit:
+        stored = column.property.columns[0]
         raise InvalidValue(f"is {len(value)} characters long; at most {limit} fit (database "
                            f"column {stored.table.name}.{stored.name})", task=task,
                            field=field, value=value)
+
+
+@functools.cache
+def _length(column: InstrumentedAttribute[Any]) -> int | None:
+    """The characters a model's text column holds (None: no limit)."""
+    return getattr(column.property.columns[0].type, "length", None)
 
 
 def _names(value: Iterable[str] | None) -> list[str] | None:
@@ -610,17 +662,34 @@ def _check_job_dependencies(task: TaskSpec) -> None:
 
 def _check_depth(data: Any, *, task: str | None, field_name: str, start: int = 1) -> None:
     """Refuse nesting deeper than :data:`MAX_DEPTH` (``data`` itself is at level
-    ``start``), walking without recursion."""
+    ``start``, a value inside it one level down), walking without recursion; only
+    containers are stacked, since a 100,000-task file is mostly short strings."""
     stack: list[tuple[Any, int]] = [(data, start)]
     while stack:
         item, depth = stack.pop()
         if depth > MAX_DEPTH:
-            raise MalformedDefinition(f"nested more than {MAX_DEPTH} levels deep", task=task,
-                                      field=field_name, value=f"depth > {MAX_DEPTH}")
-        if isinstance(item, Mapping):
-            stack.extend((v, depth + 1) for v in item.values())
-        elif isinstance(item, (list, tuple)):
-            stack.extend((v, depth + 1) for v in item)
+            _too_deep(task, field_name)
+        if type(item) is dict or isinstance(item, Mapping):
+            children: Iterable[Any] = item.values()
+        elif isinstance(item, list | tuple):
+            children = item
+        else:
+            continue
+        for child in children:
+            if child is None or isinstance(child, _SCALARS):
+                if depth >= MAX_DEPTH:
+                    _too_deep(task, field_name)
+            else:
+                stack.append((child, depth + 1))
+
+
+#: What holds nothing, in a job file or in kwargs (``bool`` is an ``int``).
+_SCALARS = (str, int, float)
+
+
+def _too_deep(task: str | None, field_name: str) -> None:
+    raise MalformedDefinition(f"nested more than {MAX_DEPTH} levels deep", task=task,
+                              field=field_name, value=f"depth > {MAX_DEPTH}")
 
 
 def _check_timeout(value: Any, task: str | None) -> None:

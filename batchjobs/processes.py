@@ -102,7 +102,10 @@ class Process:
     def check_kwargs(self, kwargs: dict[str, Any], *, task: str | None = None) -> None:
         """Refuse keyword arguments the process does not accept."""
         try:
-            self.signature().bind(**kwargs)
+            if kwargs:
+                self.signature().bind(**kwargs)
+            elif (problem := _binds_nothing(self.target)) is not None:
+                raise TypeError(problem)
         except TypeError as exc:
             raise InvalidValue(f"process {self.name} does not accept these kwargs: {exc}",
                                task=task, field="kwargs", value=kwargs) from None
@@ -123,6 +126,17 @@ class Process:
 def _signature(target: Callable[..., Any]) -> inspect.Signature:
     sig = inspect.signature(target)
     return sig.replace(parameters=[p for p in sig.parameters.values() if p.name != "ctx"])
+
+
+@functools.lru_cache(maxsize=1024)
+def _binds_nothing(target: Callable[..., Any]) -> str | None:
+    """Why ``target`` cannot run without kwargs (None: it can); once per process, since
+    most tasks of a large job give none."""
+    try:
+        _signature(target).bind()
+    except TypeError as exc:
+        return str(exc)
+    return None
 
 
 _registry: dict[str, Process] = {}

@@ -601,3 +601,45 @@ def test_the_shipped_job_files_are_valid():
     nightly = load_job_file(shipped[[p.name for p in shipped].index("nightly.yaml")])
     assert nightly.recurrence.cron == "0 2 * * 1-5"
     assert nightly.recurrence.timezone == "Europe/Oslo"
+
+
+def _levels(count: int) -> object:
+    """A value ``count`` levels deep, its innermost scalar counted."""
+    value: object = 1
+    for _ in range(count - 1):
+        value = [value]
+    return value
+
+
+@pytest.mark.parametrize("path", ["python", "file"])
+def test_kwargs_nested_to_the_limit_pass_and_one_level_more_is_refused(path):
+    from batchjobs.definition import MAX_DEPTH
+    from batchjobs.errors import MalformedDefinition
+
+    def job(levels: int) -> JobSpec:
+        kwargs = {"message": _levels(levels - 1)}     # kwargs itself is a level
+        if path == "file":   # a task's kwargs sits at level 4: file > tasks > task > kwargs
+            kwargs = {"message": _levels(levels - 4)}
+            return job_from_dict({"description": "deep", "tasks": [
+                {"name": "A", "process": "batchjobs.examples.manual", "kwargs": kwargs}]})
+        spec = JobSpec("deep")
+        spec.add_task("A", "batchjobs.examples.manual", kwargs=kwargs)
+        return spec
+
+    job(MAX_DEPTH).validate()
+    with pytest.raises(MalformedDefinition, match=f"nested more than {MAX_DEPTH}") as refused:
+        job(MAX_DEPTH + 1).validate()
+    assert refused.value.task == "A"
+
+
+def test_a_remembered_retry_policy_does_not_stand_for_a_value_of_another_type():
+    """Policies are remembered by their values for large jobs: ``1`` passes, ``True``
+    (a bool, which Python counts as 1) is still refused after it."""
+    accepted = JobSpec("ok")
+    accepted.add_task("A", "batchjobs.examples.noop", retries=1, retry_backoff=1)
+    accepted.validate()
+    refused = JobSpec("bool")
+    refused.add_task("A", "batchjobs.examples.noop", retries=1, retry_backoff=True)
+    with pytest.raises(InvalidValue) as caught:
+        refused.validate()
+    culprit(caught.value, InvalidValue, task="A", field="retry_backoff", value=True)

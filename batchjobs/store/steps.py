@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
 from sqlalchemy import (
+    JSON,
     Connection,
     Engine,
     Integer,
@@ -257,13 +258,26 @@ class PostgreSQL(Steps):
         conn = session.connection()
         columns = list(rows[0])
         quoted = ", ".join(conn.dialect.identifier_preparer.quote(c) for c in columns)
+        # JSON columns by the table's types, not by each value's: most are {} or [].
+        as_json = [i for i, c in enumerate(columns) if isinstance(table.c[c].type, JSON)]
         driver = conn.connection.driver_connection
         assert driver is not None
         with driver.cursor() as cursor:
             with cursor.copy(f"COPY {table.name} ({quoted}) FROM STDIN") as copy:
                 for row in rows:
-                    copy.write_row([json.dumps(v) if isinstance(v, (dict, list)) else v
-                                    for v in (row[c] for c in columns)])
+                    values = [row[c] for c in columns]
+                    for i in as_json:
+                        values[i] = _json_text(values[i])
+                    copy.write_row(values)
+
+
+def _json_text(value: Any) -> str | None:
+    """A JSON column's value as COPY takes it (None stays NULL)."""
+    if value is None:
+        return None
+    if not value and type(value) in (dict, list):
+        return "{}" if type(value) is dict else "[]"
+    return json.dumps(value)
 
 
 _NOTIFY_DUE = text(f"SELECT pg_notify('{DUE_CHANNEL}', '')")

@@ -476,9 +476,7 @@ def job_from_dict(data: Any) -> JobSpec:
             raise InvalidValue(f"task #{index + 1} needs a non-empty name", field="name",
                                value=name)
         _no_unknown_keys(item, TASK_KEYS, name)
-        for value in item.values():   # file > tasks > task > value
-            if not (value is None or isinstance(value, _SCALARS)):
-                _check_depth(value, task=name, field_name="kwargs", start=4)
+        _check_depth(item, task=name, field_name="kwargs", start=3)  # file > tasks > task
         deps = item.get("depends_on")
         deps = [] if deps is None else deps
         if not isinstance(deps, list):
